@@ -1,0 +1,25 @@
+"""gunicorn settings for the web process: gevent greenlets, one per open stream."""
+
+import os
+import resource
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8088')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Each open SSE stream holds one connection (and one greenlet) for its whole life.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "20000"))
+# Streams end cleanly on SIGTERM within this many seconds (a deploy or dyno restart).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+timeout = 30
+keepalive = 75
+accesslog = "-"
+# No query strings in the access log: stream tokens travel in ?token=.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+def on_starting(server):
+    """Raise the open-file limit so one process can hold tens of thousands of sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

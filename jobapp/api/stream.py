@@ -1,0 +1,51 @@
+"""GET /api/v1/sse/jobs/<type>/<jobId>: a job's updates as Server-Sent Events."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from flask import Blueprint, Response, current_app, request
+
+from .. import auth, state, streaming
+from ..extensions import redis_client
+from .jobs import known_type
+from ..jobs.queueing import load
+
+bp = Blueprint("stream", __name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def last_event_id() -> Optional[int]:
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 20 else None
+
+
+def stream_settings(caller: auth.Caller, close_on_terminal: bool) -> streaming.StreamSettings:
+    """The stream ends at the maximum lifetime or when the caller's token expires, whichever is first."""
+    config = current_app.config["JOBAPP"]
+    lifetime = config.SSE_MAX_STREAM_SECONDS
+    if caller.expires_at is not None:
+        lifetime = min(lifetime, caller.expires_at - time.time())
+    return streaming.StreamSettings(
+        heartbeat_seconds=config.SSE_HEARTBEAT_SECONDS, retry_ms=config.SSE_RETRY_MS,
+        deadline=time.monotonic() + max(0.0, lifetime), close_on_terminal=close_on_terminal,
+    )
+
+
+def sse_response(body) -> Response:
+    return Response(body, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
+
+
+@bp.get("/sse/jobs/<job_type>/<job_id>")
+def job_stream(job_type: str, job_id: str):
+    caller = auth.stream_caller(auth.job_scope(job_type, job_id))
+    stored = load(known_type(job_type), job_id, caller.user_id)
+    seen = last_event_id()
+    event = stored.event
+    if seen is not None and state.is_terminal(event["status"]) and seen >= event["updatedAt"]:
+        return Response(status=204)  # this client has the terminal event: stop reconnecting
+    body = streaming.events(current_app.extensions["jobapp.watcher"], redis_client.connection, [job_id],
+                            seen, stream_settings(caller, close_on_terminal=True))
+    return sse_response(body)

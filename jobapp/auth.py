@@ -1,0 +1,107 @@
+"""Identity: access tokens (verified, never issued for users), stream tokens, the current user.
+
+Access tokens are plain HS256 JWTs from any issuer with ``sub`` and ``exp``; flask-jwt-extended
+verifies them. Stream tokens are minted here for one job (or one user's job list), carry the
+audience ``jobapp:stream`` so they can never pass as an access token, and are the only tokens
+accepted in a URL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+import jwt as pyjwt
+from flask import current_app, request
+from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+
+from .errors import ApiError, error_response
+from .extensions import jwt
+
+STREAM_AUDIENCE = "jobapp:stream"
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and until when their token lets them."""
+
+    user_id: str
+    expires_at: Optional[float]  # epoch seconds, None when the token has no exp
+
+
+def init_app(app) -> None:
+    """Make every auth failure of flask-jwt-extended a JSON 401 in the contract's shape."""
+
+    @jwt.unauthorized_loader
+    def _missing(reason: str):
+        return error_response(401, "Missing token: send 'Authorization: Bearer <token>'")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str):
+        return error_response(401, f"Invalid token: {reason}")
+
+    @jwt.expired_token_loader
+    def _expired(header, data):
+        return error_response(401, "Token has expired", code="token_expired")
+
+    @jwt.token_verification_failed_loader
+    def _failed(header, data):
+        return error_response(401, "Invalid token")
+
+
+def current_caller() -> Caller:
+    """The caller of an ordinary API route: a valid access token in the Authorization header."""
+    if request.args.get("token") is not None:
+        raise ApiError(401, "Tokens are not accepted in the URL on this route; send 'Authorization: Bearer <token>'")
+    return _access_token_caller()
+
+
+def stream_caller(scope: str) -> Caller:
+    """The caller of an SSE route: a Bearer access token, or a stream token for ``scope`` in ``?token=``.
+
+    ``scope`` names what the stream shows: ``job:<type>:<id>`` or ``user``.
+    """
+    token = request.args.get("token")
+    if token is None or request.headers.get("Authorization"):
+        return _access_token_caller()  # the header wins; a URL token beside it is ignored
+    try:
+        claims = pyjwt.decode(
+            token, current_app.config["JWT_SECRET_KEY"], algorithms=[ALGORITHM],
+            audience=STREAM_AUDIENCE, options={"require": ["exp", "sub", "aud"]},
+        )
+    except pyjwt.ExpiredSignatureError:
+        raise ApiError(401, "Stream token has expired; fetch a fresh streamUrl", code="token_expired") from None
+    except (pyjwt.InvalidAudienceError, pyjwt.MissingRequiredClaimError):
+        raise ApiError(401, "Access tokens are not accepted in URLs; open the streamUrl from the queue "
+                            "or snapshot answer, or send 'Authorization: Bearer <token>'") from None
+    except pyjwt.InvalidTokenError as exc:
+        raise ApiError(401, f"Invalid stream token: {exc}") from None
+    if claims.get("scope") != scope:
+        raise ApiError(401, "This stream token is for another stream")
+    return Caller(str(claims["sub"]), claims["exp"])
+
+
+def _access_token_caller() -> Caller:
+    """Verify the Bearer access token in the Authorization header."""
+    verify_jwt_in_request()
+    claims = get_jwt()
+    return Caller(str(claims["sub"]), claims.get("exp"))
+
+
+def job_scope(job_type: str, job_id: str) -> str:
+    return f"job:{job_type}:{job_id}"
+
+
+def mint_stream_token(user_id: str, scope: str, ttl_seconds: int) -> str:
+    """A read-only token for one stream, valid for ``ttl_seconds``."""
+    now = int(time.time())
+    claims = {"sub": user_id, "aud": STREAM_AUDIENCE, "scope": scope, "iat": now, "exp": now + int(ttl_seconds)}
+    return pyjwt.encode(claims, current_app.config["JWT_SECRET_KEY"], algorithm=ALGORITHM)
+
+
+def mint_access_token(user_id: str, ttl_seconds: int = 86400) -> str:
+    """An access token for ``user_id`` (for development and the ``token`` CLI command)."""
+    return create_access_token(identity=user_id, expires_delta=timedelta(seconds=ttl_seconds))

@@ -1,0 +1,111 @@
+"""Every setting jobapp reads from the environment, with its default and validation (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Mapping, Optional
+
+#: The secret ``make run`` and the tests use; refused when ``JOBAPP_ENV=production``.
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the process must not start."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@dataclass
+class Config:
+    """Settings, one attribute per environment variable of the same name."""
+
+    JOBAPP_ENV: str = "development"  # "production" turns on the secret check
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    REDIS_TLS_VERIFY: bool = True  # false: accept a managed Redis's self-signed certificate
+    JWT_SECRET_KEY: str = DEV_SECRET
+    PORT: int = 8088
+    CORS_ORIGINS: list[str] = field(default_factory=lambda: ["http://localhost:3000"])
+    STREAM_TOKEN_TTL: int = 3600  # seconds a streamUrl's token is valid
+    SSE_HEARTBEAT_SECONDS: float = 15.0  # a keep-alive comment after this much silence
+    SSE_RETRY_MS: int = 3000  # the retry: hint sent to clients
+    SSE_MAX_STREAM_SECONDS: float = 3600.0  # a stream ends (client reconnects) after this
+    WATCHER: str = "hub"  # "hub" (one watcher per process) or "poll" (one loop per stream)
+    POLL_INTERVAL_SECONDS: float = 0.5  # the "poll" watcher's tick
+    HUB_POLL_SECONDS: float = 5.0  # the hub's safety-net re-read of every watched job
+    JOB_TIMEOUT: int = 600  # seconds before a running job is failed as timed out
+    JOB_RESULT_TTL: int = 86400  # seconds a finished job's state and result stay readable
+    ARTIFACT_TTL: int = 7 * 86400  # seconds made characters and media files are kept
+    JOB_STEP_SECONDS: float = 0.5  # demo jobs' pacing: seconds per step
+    MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
+    RQ_DASHBOARD_USERNAME: Optional[str] = None
+    RQ_DASHBOARD_PASSWORD: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "Config":
+        """Read every field from ``environ`` (default ``os.environ``), converting by type."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError as exc:
+                raise ConfigError(f"{f.name}: {exc}") from None
+        values.update(overrides)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @property
+    def production(self) -> bool:
+        return self.JOBAPP_ENV == "production"
+
+    def validate(self) -> None:
+        if self.production and (self.JWT_SECRET_KEY == DEV_SECRET or len(self.JWT_SECRET_KEY) < 32):
+            raise ConfigError("JWT_SECRET_KEY must be set to a random secret of 32+ characters in production")
+        if self.WATCHER not in {"hub", "poll"}:
+            raise ConfigError("WATCHER must be 'hub' or 'poll'")
+        if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        for name in ("SSE_HEARTBEAT_SECONDS", "SSE_MAX_STREAM_SECONDS", "POLL_INTERVAL_SECONDS",
+                     "HUB_POLL_SECONDS", "JOB_TIMEOUT", "JOB_RESULT_TTL", "STREAM_TOKEN_TTL"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    def flask_settings(self) -> dict:
+        """The subset Flask and its extensions read from ``app.config``."""
+        return {
+            "JWT_SECRET_KEY": self.JWT_SECRET_KEY,
+            "JWT_ALGORITHM": "HS256",
+            "JWT_DECODE_ALGORITHMS": ["HS256"],
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "MAX_CONTENT_LENGTH": self.MAX_CONTENT_LENGTH,
+            "JSON_SORT_KEYS": False,
+        }
+
+
+def _convert(kind, raw: str):
+    kind = str(kind)
+    if "bool" in kind:
+        return _bool(raw)
+    if "list" in kind:
+        return _list(raw)
+    if "int" in kind:
+        return int(raw)
+    if "float" in kind:
+        return float(raw)
+    return raw

@@ -1,0 +1,52 @@
+"""rq-dashboard for operators, mounted at /rq behind HTTP basic auth.
+
+Mounted only when ``RQ_DASHBOARD_USERNAME`` and ``RQ_DASHBOARD_PASSWORD`` are both set; it reads
+jobs with RQ's JSON serializer like everything else here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+
+from flask import Flask, Response, request
+
+from .config import Config
+from .extensions import SERIALIZER
+
+PREFIX = "/rq"
+
+
+def dashboard_redis_url(config: Config) -> str:
+    """rq-dashboard builds its own client from a URL, so the TLS switch travels in the URL."""
+    if not (config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY):
+        return config.REDIS_URL
+    parts = urlsplit(config.REDIS_URL)
+    query = dict(parse_qsl(parts.query), ssl_cert_reqs="none")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def init_app(app: Flask, config: Config) -> None:
+    if not (config.RQ_DASHBOARD_USERNAME and config.RQ_DASHBOARD_PASSWORD):
+        return
+    import rq_dashboard
+    from rq_dashboard.web import config as dashboard_config, setup_rq_connection
+
+    dashboard_config.serializer = SERIALIZER
+    app.config.from_object(rq_dashboard.default_settings)
+    app.config["RQ_DASHBOARD_REDIS_URL"] = dashboard_redis_url(config)
+    bp = rq_dashboard.blueprint
+
+    @bp.before_request
+    def _basic_auth():
+        auth = request.authorization
+        ok = auth is not None and auth.type == "basic" and \
+            hmac.compare_digest(auth.username or "", config.RQ_DASHBOARD_USERNAME) and \
+            hmac.compare_digest(auth.password or "", config.RQ_DASHBOARD_PASSWORD)
+        if not ok:
+            return Response("Authentication required", 401, {"WWW-Authenticate": 'Basic realm="rq-dashboard"'})
+        return None
+
+    with app.app_context():
+        setup_rq_connection(app)
+    app.register_blueprint(bp, url_prefix=PREFIX)

@@ -1,0 +1,52 @@
+"""Shared clients, made once and bound to the app in ``init_app`` (the Flask extension pattern)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import redis
+from flask import Flask, current_app
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from .config import Config
+
+jwt = JWTManager()
+cors = CORS()
+
+#: Every queue, job, worker and dashboard uses RQ's JSON serializer: nothing read from Redis is unpickled.
+SERIALIZER = JSONSerializer
+
+
+def connect(config: Config) -> redis.Redis:
+    """A Redis client for ``REDIS_URL`` (bytes in and out, as RQ needs).
+
+    ``rediss://`` URLs use TLS; ``REDIS_TLS_VERIFY=false`` accepts a self-signed certificate,
+    as managed Redis services (Heroku's among them) present.
+    """
+    options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 5}
+    if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
+        options["ssl_cert_reqs"] = "none"
+    return redis.Redis.from_url(config.REDIS_URL, **options)
+
+
+class RedisClient:
+    """The app's Redis connection pool and its RQ queues."""
+
+    def __init__(self) -> None:
+        self._app_key = "jobapp.redis"
+
+    def init_app(self, app: Flask, config: Config) -> None:
+        app.extensions[self._app_key] = connect(config)
+
+    @property
+    def connection(self) -> redis.Redis:
+        return current_app.extensions[self._app_key]
+
+    def queue(self, name: str, connection: Optional[redis.Redis] = None) -> Queue:
+        return Queue(name, connection=connection or self.connection, serializer=SERIALIZER)
+
+
+redis_client = RedisClient()

@@ -1,0 +1,25 @@
+"""Every Redis key and channel name jobapp uses, in one place.
+
+RQ owns its own keys (``rq:job:<id>``, queues, registries); everything jobapp adds
+lives under the ``jobapp:`` prefix so operators can tell the two apart.
+"""
+
+PREFIX = "jobapp"
+
+#: Pub/sub channel on which a job id is published after its state is recorded.
+CHANGES_CHANNEL = f"{PREFIX}:changes"
+
+
+def job_state(job_id: str) -> str:
+    """The job's latest contract payload (JSON), as recorded by the statestore."""
+    return f"{PREFIX}:state:{job_id}"
+
+
+def character(character_id: str) -> str:
+    """A character profile made by the character job (JSON)."""
+    return f"{PREFIX}:character:{character_id}"
+
+
+def media(media_id: str) -> str:
+    """A rendered media file made by the media job (hash: owner, contentType, data, ...)."""
+    return f"{PREFIX}:media:{media_id}"

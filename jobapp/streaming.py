@@ -1,0 +1,68 @@
+"""The body of an SSE response: a generator that follows jobs through a watcher.
+
+It sends ``retry:`` and each job's current state at once, then one event per change, a
+keep-alive comment after each quiet heartbeat interval, and ends at the deadline (token expiry
+or maximum lifetime) or, for a single-job stream, after the terminal event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
+
+import redis
+
+from . import sse, state, statestore
+from .watch import Watcher
+
+
+@dataclass
+class StreamSettings:
+    heartbeat_seconds: float
+    retry_ms: int
+    deadline: float  # time.monotonic() at which the stream ends
+    close_on_terminal: bool  # a single-job stream ends after its terminal event
+
+
+def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
+           last_event_id: Optional[int], settings: StreamSettings) -> Iterator[str]:
+    subscription = watcher.subscribe(job_ids)
+    try:
+        yield sse.retry(settings.retry_ms)
+        sent: dict[str, dict] = {}
+        last_id = last_event_id or 0
+
+        def frame(event: dict) -> str:
+            nonlocal last_id
+            last_id = max(int(event["updatedAt"]), last_id + 1)
+            sent[event["jobId"]] = event
+            return sse.event(last_id, event)
+
+        def finished() -> bool:
+            return settings.close_on_terminal and bool(sent) and all(
+                state.is_terminal(e["status"]) for e in sent.values())
+
+        # Read after subscribing, so no change falls between the read and the watch.
+        for stored in statestore.read_many(connection, subscription.job_ids).values():
+            yield frame(stored.event)
+        last_write = time.monotonic()
+        while not finished():
+            now = time.monotonic()
+            if now >= settings.deadline:
+                return
+            quiet = settings.heartbeat_seconds - (now - last_write)
+            if quiet <= 0:
+                yield sse.comment()
+                last_write = now
+                continue
+            changed = subscription.wait(min(quiet, settings.deadline - now))
+            for job_id, stored in changed.items():
+                previous = sent.get(job_id)
+                if previous is not None and (state.is_terminal(previous["status"])
+                                             or stored.event["updatedAt"] <= previous["updatedAt"]):
+                    continue
+                yield frame(stored.event)
+                last_write = time.monotonic()
+    finally:
+        subscription.close()

@@ -1,0 +1,36 @@
+"""The seam between a stream and how it learns that its jobs changed.
+
+A stream calls ``watcher.subscribe(job_ids)`` and then ``subscription.wait(timeout)`` in a loop;
+each call returns the stored states of the jobs that changed since the last call (empty on
+timeout). Two watchers sit behind it: the per-process hub (default) and the per-stream
+poller (the straightforward design, kept as the benchmark's reference).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+import redis
+
+from ..config import Config
+from ..statestore import StoredState
+
+
+class Subscription(Protocol):
+    job_ids: Iterable[str]
+
+    def wait(self, timeout: float) -> dict[str, StoredState]: ...
+    def add(self, job_ids: Iterable[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Watcher(Protocol):
+    def subscribe(self, job_ids: Iterable[str]) -> Subscription: ...
+
+
+def make_watcher(config: Config, connection: redis.Redis) -> Watcher:
+    if config.WATCHER == "poll":
+        from .poll import PollWatcher
+        return PollWatcher(connection, config.POLL_INTERVAL_SECONDS)
+    from .hub import Hub
+    return Hub(connection, config.HUB_POLL_SECONDS)

@@ -1,0 +1,49 @@
+"""The straightforward watcher: every stream re-reads its own jobs every tick.
+
+One Redis round trip per stream per tick, and an update waits for the next tick. Kept as the
+benchmark's reference (``WATCHER=poll``); the hub replaces it in production.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import redis
+
+from .. import statestore
+from ..statestore import StoredState
+
+
+class PollSubscription:
+    def __init__(self, connection: redis.Redis, interval: float, job_ids: Iterable[str]) -> None:
+        self._connection = connection
+        self._interval = interval
+        self._seen: dict[str, StoredState] = {}
+        self.job_ids: list[str] = []
+        self.add(job_ids)
+
+    def add(self, job_ids: Iterable[str]) -> None:
+        self.job_ids.extend(i for i in job_ids if i not in self.job_ids)
+
+    def wait(self, timeout: float) -> dict[str, StoredState]:
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(max(0.0, min(self._interval, deadline - time.monotonic())))
+            current = statestore.read_many(self._connection, self.job_ids)
+            changed = {i: s for i, s in current.items() if self._seen.get(i) != s}
+            self._seen.update(changed)
+            if changed or time.monotonic() >= deadline:
+                return changed
+
+    def close(self) -> None:
+        self.job_ids = []
+
+
+class PollWatcher:
+    def __init__(self, connection: redis.Redis, interval: float) -> None:
+        self._connection = connection
+        self._interval = interval
+
+    def subscribe(self, job_ids: Iterable[str]) -> PollSubscription:
+        return PollSubscription(self._connection, self._interval, job_ids)

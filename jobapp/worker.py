@@ -1,0 +1,66 @@
+"""The RQ worker jobapp runs: RQ's own, plus a hook at each step of a job's life.
+
+Each hook records the job's new contract state (which announces it to streams), and a failure
+gets a short ``failedReason`` for the client while the traceback goes to this worker's log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+from rq import Queue, Worker
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from . import statestore
+from .config import Config
+from .extensions import SERIALIZER, connect
+from .jobs import QUEUE_NAMES, JobFailed
+
+log = logging.getLogger("jobapp.worker")
+
+
+def failed_reason(job: Job, exc_type: type, exc_value: BaseException) -> str:
+    """A short, human-readable reason; never a traceback and never internals."""
+    if isinstance(exc_value, JobTimeoutException):
+        return f"Job timed out after {job.timeout} seconds"
+    if isinstance(exc_value, JobFailed):
+        return str(exc_value)[:300] or "Job failed"
+    return f"Job failed with an unexpected error ({exc_type.__name__})"
+
+
+class JobappWorker(Worker):
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        statestore.record(self.connection, job)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry) -> None:
+        super().handle_job_success(job, queue, started_job_registry)
+        statestore.record(self.connection, job)
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        exc_type, exc_value, _ = exc_info
+        job.get_meta(refresh=True)
+        job.meta["failedReason"] = failed_reason(job, exc_type, exc_value)
+        job.save_meta()
+        super().handle_exception(job, *exc_info)  # logs the traceback here, in the worker
+
+    def handle_work_horse_killed(self, job: Job, retpid, ret_val, rusage) -> None:
+        job.get_meta(refresh=True)
+        job.meta["failedReason"] = "The worker running this job died"
+        job.save_meta()
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string: str = "") -> None:
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+        job.get_meta(refresh=True)  # this may run in the parent, whose copy of meta is stale
+        job.get_status(refresh=True)
+        statestore.record(self.connection, job)
+
+
+def build_worker(config: Config, queue_names: Optional[Sequence[str]] = None) -> JobappWorker:
+    """A worker on ``queue_names`` (default: every job type's queue) against ``REDIS_URL``."""
+    connection = connect(config)
+    queues = [Queue(name, connection=connection, serializer=SERIALIZER) for name in (queue_names or QUEUE_NAMES)]
+    return JobappWorker(queues, connection=connection, serializer=SERIALIZER)
