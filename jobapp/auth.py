@@ -47,9 +47,15 @@ def init_app(app) -> None:
     def _expired(header, data):
         return error_response(401, "Token has expired", code="token_expired")
 
+    @jwt.token_verification_loader
+    def _not_a_stream_token(header, data) -> bool:
+        audience = data.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        return STREAM_AUDIENCE not in audiences
+
     @jwt.token_verification_failed_loader
     def _failed(header, data):
-        return error_response(401, "Invalid token")
+        return error_response(401, "Stream tokens are read-only and valid only in their streamUrl")
 
 
 def current_caller() -> Caller:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import redis
 from flask import Flask, current_app
 from flask_cors import CORS
@@ -45,8 +43,12 @@ class RedisClient:
     def connection(self) -> redis.Redis:
         return current_app.extensions[self._app_key]
 
-    def queue(self, name: str, connection: Optional[redis.Redis] = None) -> Queue:
-        return Queue(name, connection=connection or self.connection, serializer=SERIALIZER)
+    def queue(self, name: str) -> Queue:
+        """The app's queue ``name``, made once: a fresh ``Queue`` asks Redis for its version on every enqueue."""
+        queues = current_app.extensions.setdefault("jobapp.queues", {})
+        if name not in queues:
+            queues[name] = Queue(name, connection=self.connection, serializer=SERIALIZER)
+        return queues[name]
 
 
 redis_client = RedisClient()

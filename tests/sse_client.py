@@ -1,0 +1,88 @@
+"""Small HTTP helpers for tests: queue a job, read an SSE stream with httpx-sse or raw chunks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+from urllib.parse import urlsplit
+
+import httpx
+from httpx_sse import connect_sse
+
+
+def queue_character(base: str, headers: dict, **body) -> dict:
+    response = httpx.post(f"{base}/api/v1/characters/queue", json={"name": "Aria", "age": 30, **body},
+                          headers=headers, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["data"]
+
+
+@dataclass
+class Stream:
+    status: int
+    headers: dict
+    events: list = field(default_factory=list)  # (id, data dict)
+    retry: Optional[int] = None
+    ended: bool = False  # the server closed the stream
+
+
+def read_stream(url: str, headers: Optional[dict] = None, timeout: float = 15, stop=None) -> Stream:
+    """Read events until the server ends the stream (or ``stop(events)`` says enough, or timeout)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=httpx.Timeout(timeout, read=timeout)) as client:
+        with connect_sse(client, "GET", url, headers=headers or {}) as source:
+            result = Stream(source.response.status_code, dict(source.response.headers))
+            if source.response.status_code != 200:
+                source.response.read()
+                return result
+            for sse in source.iter_sse():
+                if sse.retry is not None:
+                    result.retry = sse.retry
+                if sse.data:
+                    result.events.append((int(sse.id), json.loads(sse.data)))
+                    if stop and stop(result.events):
+                        return result
+                if time.monotonic() > deadline:
+                    return result
+            result.ended = True
+            return result
+
+
+def raw_chunks(url: str, headers: dict, until: bytes, timeout: float = 15) -> tuple[bytes, list[bytes]]:
+    """GET ``url`` over a raw socket and return (head, chunks): every HTTP chunk is one server write."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    head = f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sock.sendall(head.encode())
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        buffer += sock.recv(65536)
+    header_block, rest = buffer.split(b"\r\n\r\n", 1)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while b"\r\n" not in rest:
+            data = sock.recv(65536)
+            if not data:
+                sock.close()
+                return header_block, chunks
+            rest += data
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        while len(rest) < size + 2:
+            data = sock.recv(65536)
+            if not data:
+                break
+            rest += data
+        if size == 0:
+            break
+        chunks.append(rest[:size])
+        rest = rest[size + 2:]
+        if until in chunks[-1]:
+            break
+    sock.close()
+    return header_block, chunks
