@@ -2,6 +2,11 @@
 
 import os
 import resource
+import shutil
+import tempfile
+
+# Metrics from every worker process are summed at scrape time (prometheus-client multiprocess mode).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobapp-metrics-"))
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8088')}"
 worker_class = "gevent"
@@ -18,8 +23,17 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
 def on_starting(server):
-    """Raise the open-file limit so one process can hold tens of thousands of sockets."""
+    """Start with empty metrics; raise the open-file limit so one process can hold tens of thousands of sockets."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (open streams, watched jobs) from the sums."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)

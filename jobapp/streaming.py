@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Optional
 
 import redis
 
-from . import sse, state, statestore
+from . import metrics, sse, state, statestore
 from .watch import Watcher
 
 
@@ -28,6 +28,8 @@ class StreamSettings:
 def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
            last_event_id: Optional[int], settings: StreamSettings) -> Iterator[str]:
     subscription = watcher.subscribe(job_ids)
+    opened = time.monotonic()
+    metrics.OPEN_STREAMS.inc()
     try:
         yield sse.retry(settings.retry_ms)
         sent: dict[str, dict] = {}
@@ -37,6 +39,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             nonlocal last_id
             last_id = max(int(event["updatedAt"]), last_id + 1)
             sent[event["jobId"]] = event
+            metrics.EVENTS_SENT.inc()
             return sse.event(last_id, event)
 
         def finished() -> bool:
@@ -66,3 +69,5 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 last_write = time.monotonic()
     finally:
         subscription.close()
+        metrics.OPEN_STREAMS.dec()
+        metrics.STREAM_SECONDS.observe(time.monotonic() - opened)

@@ -73,7 +73,7 @@ class Live:
 @pytest.fixture(scope="session")
 def live(redis_server, artifacts):
     """The whole service, started once for the session (streaming is tested over real HTTP)."""
-    env = base_env(redis_server.url)
+    env = base_env(redis_server.url, RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="dashboard-pass")
     web = WebServer(env, artifacts)
     worker = WorkerProcess(env, artifacts)
     yield Live(redis_server, web, worker, env, artifacts)

@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from .. import metrics
 from . import health, jobs, queue, results, stream
 
 API_PREFIX = "/api/v1"
@@ -9,6 +10,7 @@ API_PREFIX = "/api/v1"
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(queue.bp, url_prefix=API_PREFIX)
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(stream.bp, url_prefix=API_PREFIX)

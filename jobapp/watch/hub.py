@@ -17,7 +17,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import keys, statestore
+from .. import keys, metrics, statestore
 from ..statestore import StoredState
 
 log = logging.getLogger("jobapp.hub")
@@ -70,6 +70,7 @@ class Hub:
         for job_id in job_ids:
             subscription.job_ids.add(job_id)
             self.watchers.setdefault(job_id, set()).add(subscription)
+        metrics.WATCHED_JOBS.set(len(self.watchers))
 
     def _unregister(self, subscription: HubSubscription) -> None:
         for job_id in subscription.job_ids:
@@ -80,6 +81,7 @@ class Hub:
                     del self.watchers[job_id]
                     self.latest.pop(job_id, None)
         subscription.job_ids.clear()
+        metrics.WATCHED_JOBS.set(len(self.watchers))
 
     # -- background greenlets --------------------------------------------------------------
     def _ensure_running(self) -> None:

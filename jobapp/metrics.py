@@ -1,0 +1,58 @@
+"""Prometheus metrics at /metrics, correct across gunicorn's worker processes.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn.conf.py sets it) each process writes its samples
+there and a scrape sums them; without it (tests, ``flask run``) the process's own registry is used.
+Queue depths and retained jobs per status are read from Redis at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+from prometheus_client.core import GaugeMetricFamily
+from rq import Queue
+
+from .extensions import SERIALIZER, redis_client
+from .jobs import QUEUE_NAMES
+
+OPEN_STREAMS = Gauge("jobapp_open_streams", "SSE streams open now", multiprocess_mode="livesum")
+WATCHED_JOBS = Gauge("jobapp_hub_watched_jobs", "Jobs the hub watches now", multiprocess_mode="livesum")
+EVENTS_SENT = Counter("jobapp_events_sent", "job_update events written to streams")
+STREAM_SECONDS = Histogram("jobapp_stream_duration_seconds", "How long SSE streams stay open",
+                           buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+
+bp = Blueprint("metrics", __name__)
+
+
+class QueueCollector:
+    """Queue depth and retained jobs per RQ registry, read from Redis when scraped."""
+
+    def __init__(self, connection) -> None:
+        self._connection = connection
+
+    def collect(self):
+        depth = GaugeMetricFamily("jobapp_queue_depth", "Jobs waiting in each queue", labels=["queue"])
+        retained = GaugeMetricFamily("jobapp_jobs", "Jobs RQ holds per queue and registry", labels=["queue", "status"])
+        for name in QUEUE_NAMES:
+            queue = Queue(name, connection=self._connection, serializer=SERIALIZER)
+            depth.add_metric([name], queue.count)
+            for status, registry in (("active", queue.started_job_registry), ("completed", queue.finished_job_registry),
+                                     ("failed", queue.failed_job_registry), ("canceled", queue.canceled_job_registry)):
+                retained.add_metric([name, status], registry.count)
+        yield depth
+        yield retained
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in (OPEN_STREAMS, WATCHED_JOBS, EVENTS_SENT, STREAM_SECONDS):
+            registry.register(collector)
+    registry.register(QueueCollector(redis_client.connection))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

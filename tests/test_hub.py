@@ -1,0 +1,62 @@
+"""The per-process hub: wakes exactly the right streams, finds lost notifications, forgets closed streams."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.sse_client import queue_character
+from tests.support import ROOT
+
+
+def test_hub_wakes_the_right_streams_and_returns_to_empty(redis_server):
+    out = subprocess.run([sys.executable, "-m", "tests.hub_probe", redis_server.url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["watched_while_open"] == ["A", "B"]
+    assert seen["a_woken"] == ["A"] and seen["ab_woken"] == ["A"]
+    assert seen["b_woken"] == [], "a change to A must not wake a stream that watches only B"
+    assert seen["b_after_lost_notice"] == {"B": 20}, "the safety-net poll delivers unannounced changes"
+    assert seen["watched_after_close"] == [] and seen["cached_after_close"] == []
+
+
+def metric(base: str, name: str) -> float:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_vanished_clients_leave_no_streams_or_registrations(idle):
+    jobs = [queue_character(idle.url, idle.headers()) for _ in range(5)]
+    parts = urlsplit(idle.url)
+    sockets = []
+    for i in range(60):
+        job = jobs[i % len(jobs)]
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(f"GET /api/v1/sse/jobs/character/{job['jobId']} HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: {idle.headers()['Authorization']}\r\n\r\n".encode())
+        sockets.append(sock)
+    for sock in sockets:
+        received = b""
+        while b"data: " not in received:
+            received += sock.recv(65536)
+    assert metric(idle.url, "jobapp_open_streams") == 60
+    assert metric(idle.url, "jobapp_hub_watched_jobs") == 5
+    for sock in sockets[:30]:
+        sock.close()  # abruptly
+    for sock in sockets[30:]:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and metric(idle.url, "jobapp_open_streams") > 0:
+        time.sleep(0.3)  # gone clients are noticed at the next heartbeat write (1 s here)
+    assert metric(idle.url, "jobapp_open_streams") == 0
+    assert metric(idle.url, "jobapp_hub_watched_jobs") == 0
