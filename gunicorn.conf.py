@@ -4,6 +4,7 @@ import os
 import resource
 import shutil
 import tempfile
+import weakref
 
 # Metrics from every worker process are summed at scrape time (prometheus-client multiprocess mode).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobapp-metrics-"))
@@ -37,3 +38,30 @@ def child_exit(server, worker):
     """Drop a dead worker's live gauges (open streams, watched jobs) from the sums."""
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
+
+
+_in_flight = weakref.WeakSet()  # requests this worker is serving, open streams among them
+
+
+def pre_request(worker, req):
+    _in_flight.add(req)
+
+
+def post_request(worker, req, environ, resp):
+    _in_flight.discard(req)
+
+
+def post_worker_init(worker):
+    """On SIGTERM, end open streams first (each with a retry: hint, then its connection closes,
+    so the client reconnects to a process that is staying), then stop as gunicorn does."""
+    import signal
+
+    from jobapp import lifecycle
+
+    def graceful_exit(sig, frame):
+        for req in list(_in_flight):
+            req.must_close = True  # no keep-alive after the current response
+        lifecycle.begin_shutdown()
+        worker.handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, graceful_exit)

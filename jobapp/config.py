@@ -48,6 +48,8 @@ class Config:
     JOB_RESULT_TTL: int = 86400  # seconds a finished job's state and result stay readable
     ARTIFACT_TTL: int = 7 * 86400  # seconds made characters and media files are kept
     JOB_STEP_SECONDS: float = 0.5  # demo jobs' pacing: seconds per step
+    WORKER_HEARTBEAT_SECONDS: int = 10  # a worker running a job heartbeats this often
+    DEAD_WORKER_SECONDS: float = 40.0  # a running job with no heartbeat this long is failed as "worker died"
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
     RQ_DASHBOARD_USERNAME: Optional[str] = None
     RQ_DASHBOARD_PASSWORD: Optional[str] = None
@@ -77,12 +79,15 @@ class Config:
     def validate(self) -> None:
         if self.production and (self.JWT_SECRET_KEY == DEV_SECRET or len(self.JWT_SECRET_KEY) < 32):
             raise ConfigError("JWT_SECRET_KEY must be set to a random secret of 32+ characters in production")
+        if self.DEAD_WORKER_SECONDS < 2 * self.WORKER_HEARTBEAT_SECONDS:
+            raise ConfigError("DEAD_WORKER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS")
         if self.WATCHER not in {"hub", "poll"}:
             raise ConfigError("WATCHER must be 'hub' or 'poll'")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         for name in ("SSE_HEARTBEAT_SECONDS", "SSE_MAX_STREAM_SECONDS", "POLL_INTERVAL_SECONDS",
-                     "HUB_POLL_SECONDS", "JOB_TIMEOUT", "JOB_RESULT_TTL", "STREAM_TOKEN_TTL"):
+                     "HUB_POLL_SECONDS", "JOB_TIMEOUT", "WORKER_HEARTBEAT_SECONDS", "DEAD_WORKER_SECONDS",
+                     "JOB_RESULT_TTL", "STREAM_TOKEN_TTL"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 

@@ -28,10 +28,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process on 127.0.0.1, keeping nothing on disk; it can be stopped and restarted."""
+    """One redis-server process on 127.0.0.1 (on disk only if ``persistent``); it can be killed and restarted."""
 
-    def __init__(self, port: Optional[int] = None) -> None:
+    def __init__(self, port: Optional[int] = None, persistent: bool = False) -> None:
         self.port = port or free_port()
+        self.persistent = persistent  # an append-only file, so a restart keeps the data
         self.dir = tempfile.mkdtemp(prefix="jobapp-redis-")
         self.process: Optional[subprocess.Popen] = None
 
@@ -42,7 +43,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> "RedisServer":
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--maxclients", "50000"],
+             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--dir", self.dir, "--maxclients", "50000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -18,13 +20,17 @@ cors = CORS()
 SERIALIZER = JSONSerializer
 
 
-def connect(config: Config) -> redis.Redis:
+def connect(config: Config, patient: bool = False) -> redis.Redis:
     """A Redis client for ``REDIS_URL`` (bytes in and out, as RQ needs).
 
     ``rediss://`` URLs use TLS; ``REDIS_TLS_VERIFY=false`` accepts a self-signed certificate,
-    as managed Redis services (Heroku's among them) present.
+    as managed Redis services (Heroku's among them) present. A ``patient`` client (the worker's)
+    rides out a Redis restart of up to about half a minute instead of failing the running job;
+    the web's answers 503 at once instead.
     """
-    options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 5}
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 20 if patient else 1)
+    options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 2,
+                     "retry": retry, "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
     if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
         options["ssl_cert_reqs"] = "none"
     return redis.Redis.from_url(config.REDIS_URL, **options)

@@ -9,6 +9,9 @@ PREFIX = "jobapp"
 #: Pub/sub channel on which a job id is published after its state is recorded.
 CHANGES_CHANNEL = f"{PREFIX}:changes"
 
+#: Held by the one web process that checks for jobs whose worker died.
+REAPER_LOCK = f"{PREFIX}:reaper-lock"
+
 
 def job_state(job_id: str) -> str:
     """The job's latest contract payload (JSON), as recorded by the statestore."""

@@ -7,13 +7,14 @@ or maximum lifetime) or, for a single-job stream, after the terminal event.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
 import redis
 
-from . import metrics, sse, state, statestore
+from . import lifecycle, metrics, sse, state, statestore
 from .watch import Watcher
 
 
@@ -52,6 +53,9 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
         last_write = time.monotonic()
         while not finished():
             now = time.monotonic()
+            if lifecycle.stopping():
+                yield sse.retry(random.randint(500, 3000))  # spread the reconnects over other processes
+                return
             if now >= settings.deadline:
                 return
             quiet = settings.heartbeat_seconds - (now - last_write)

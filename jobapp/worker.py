@@ -61,6 +61,7 @@ class JobappWorker(Worker):
 
 def build_worker(config: Config, queue_names: Optional[Sequence[str]] = None) -> JobappWorker:
     """A worker on ``queue_names`` (default: every job type's queue) against ``REDIS_URL``."""
-    connection = connect(config)
+    connection = connect(config, patient=True)
     queues = [Queue(name, connection=connection, serializer=SERIALIZER) for name in (queue_names or QUEUE_NAMES)]
-    return JobappWorker(queues, connection=connection, serializer=SERIALIZER)
+    return JobappWorker(queues, connection=connection, serializer=SERIALIZER,
+                        job_monitoring_interval=config.WORKER_HEARTBEAT_SECONDS)

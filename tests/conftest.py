@@ -103,3 +103,31 @@ def slow(artifacts):
     web.stop()
     worker.stop()
     server.stop()
+
+
+@pytest.fixture
+def service(artifacts):
+    """Start a whole service with its own settings: ``with service(JOB_TIMEOUT="1") as s: ...``."""
+    started = []
+
+    class Service(Live):
+        def __init__(self, workers: int = 1, persistent: bool = False, **settings: str):
+            server = RedisServer(persistent=persistent).start()
+            env = base_env(server.url, **settings)
+            web = WebServer(env, artifacts)
+            worker = WorkerProcess(env, artifacts) if workers else None
+            super().__init__(server, web, worker, env, artifacts)
+            started.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    yield Service
+    for svc in started:
+        svc.web.stop()
+        if svc.worker:
+            svc.worker.stop()
+        svc.redis_server.stop()

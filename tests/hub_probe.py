@@ -26,7 +26,7 @@ def put(conn, job_id: str, progress: int, publish: bool = True) -> None:
 
 def main(url: str) -> None:
     conn = redis.Redis.from_url(url)
-    hub = Hub(conn, poll_seconds=0.5)
+    hub = Hub(conn, poll_seconds=0.5, dead_worker_seconds=60)
     a, b, ab = hub.subscribe(["A"]), hub.subscribe(["B"]), hub.subscribe(["A", "B"])
     gevent.sleep(0.2)  # the listener subscribes
     out = {"watched_while_open": sorted(hub.watchers)}

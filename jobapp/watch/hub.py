@@ -17,7 +17,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import keys, metrics, statestore
+from .. import keys, lifecycle, metrics, reaper, statestore
 from ..statestore import StoredState
 
 log = logging.getLogger("jobapp.hub")
@@ -37,6 +37,9 @@ class HubSubscription:
         self._changed.add(job_id)
         self._event.set()
 
+    def wake(self) -> None:
+        self._event.set()
+
     def wait(self, timeout: float) -> dict[str, StoredState]:
         if not self._changed:
             self._event.wait(timeout)
@@ -49,15 +52,17 @@ class HubSubscription:
 
 
 class Hub:
-    def __init__(self, connection: redis.Redis, poll_seconds: float) -> None:
+    def __init__(self, connection: redis.Redis, poll_seconds: float, dead_worker_seconds: float) -> None:
         self._connection = connection
         self._poll_seconds = poll_seconds
+        self._dead_worker_seconds = dead_worker_seconds
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, StoredState] = {}  # job id -> last state read
         self._dirty: set[str] = set()
         self._wake = Event()
         self._pid: Optional[int] = None
         self._greenlets: list[gevent.Greenlet] = []
+        lifecycle.on_shutdown(self.wake_all)
 
     # -- streams' side -------------------------------------------------------------------
     def subscribe(self, job_ids: Iterable[str]) -> HubSubscription:
@@ -89,7 +94,13 @@ class Hub:
         if self._pid == os.getpid() and all(not g.dead for g in self._greenlets):
             return
         self._pid = os.getpid()
-        self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch)]
+        self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap)]
+
+    def wake_all(self) -> None:
+        """Wake every stream (the process is stopping; each sees nothing changed and checks why)."""
+        for subscriptions in list(self.watchers.values()):
+            for subscription in list(subscriptions):
+                subscription.wake()
 
     def _listen(self) -> None:
         """Hold one subscription to the changes channel; mark watched jobs dirty as ids arrive."""
@@ -115,6 +126,18 @@ class Hub:
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.watchers)
         self._wake.set()
+
+    def _reap(self) -> None:
+        """Fail jobs whose worker died (see reaper.py), checking a few times per grace period."""
+        interval = max(0.5, self._dead_worker_seconds / 4)
+        while True:
+            gevent.sleep(interval)
+            try:
+                reaper.reap(self._connection, self._dead_worker_seconds, lock_seconds=interval * 0.9)
+            except redis.RedisError as exc:
+                log.warning("hub: reaper pass failed (%s)", type(exc).__name__)
+            except Exception:
+                log.exception("hub: reaper pass failed")
 
     def _fetch(self) -> None:
         """Re-read dirty jobs in one batch; on the safety-net tick, every watched job."""

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import redis
 
-from .. import statestore
+from .. import lifecycle, statestore
 from ..statestore import StoredState
 
 
@@ -33,7 +33,7 @@ class PollSubscription:
             current = statestore.read_many(self._connection, self.job_ids)
             changed = {i: s for i, s in current.items() if self._seen.get(i) != s}
             self._seen.update(changed)
-            if changed or time.monotonic() >= deadline:
+            if changed or time.monotonic() >= deadline or lifecycle.stopping():
                 return changed
 
     def close(self) -> None:
