@@ -8,16 +8,40 @@ from redis.retry import Retry
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from . import keys
 from .config import Config
 
 jwt = JWTManager()
 cors = CORS()
+#: Per-user rate limits on the queue routes, counted in Redis so they hold across web processes.
+limiter = Limiter(key_func=lambda: rate_limit_key(), headers_enabled=True, strategy="moving-window",
+                  key_prefix=keys.RATE_LIMIT_PREFIX, swallow_errors=True)
+
+
+def rate_limit_key() -> str:
+    """The caller's user id (an unauthenticated request is refused anyway; count it by address)."""
+    from flask import request
+    from flask_jwt_extended import get_jwt, verify_jwt_in_request
+    try:
+        verify_jwt_in_request(optional=True)
+        subject = get_jwt().get("sub")
+    except Exception:  # an invalid token: the view answers 401 itself
+        subject = None
+    return f"user:{subject}" if subject else f"addr:{request.remote_addr}"
 
 #: Every queue, job, worker and dashboard uses RQ's JSON serializer: nothing read from Redis is unpickled.
 SERIALIZER = JSONSerializer
+
+
+def tls_options(config: Config) -> dict:
+    """Client options for ``rediss://`` with ``REDIS_TLS_VERIFY=false`` (a self-signed certificate)."""
+    if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
+        return {"ssl_cert_reqs": "none"}
+    return {}
 
 
 def connect(config: Config, patient: bool = False) -> redis.Redis:
@@ -31,9 +55,7 @@ def connect(config: Config, patient: bool = False) -> redis.Redis:
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 20 if patient else 1)
     options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 2,
                      "retry": retry, "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
-        options["ssl_cert_reqs"] = "none"
-    return redis.Redis.from_url(config.REDIS_URL, **options)
+    return redis.Redis.from_url(config.REDIS_URL, **options, **tls_options(config))
 
 
 class RedisClient:

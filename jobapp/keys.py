@@ -26,3 +26,16 @@ def character(character_id: str) -> str:
 def media(media_id: str) -> str:
     """A rendered media file made by the media job (hash: owner, contentType, data, ...)."""
     return f"{PREFIX}:media:{media_id}"
+
+
+#: Live web processes (sorted set, scored by when their registration expires).
+STREAM_PROCESSES = f"{PREFIX}:stream-processes"
+
+
+def stream_counts(process: str) -> str:
+    """One web process's open streams per user (hash user -> count)."""
+    return f"{PREFIX}:streams:{process}"
+
+
+#: Prefix of Flask-Limiter's rate-limit counters.
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"

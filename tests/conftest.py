@@ -36,7 +36,8 @@ def redis_conn(redis_server):
 
 @pytest.fixture
 def config(redis_server) -> Config:
-    return Config.from_env({}, REDIS_URL=redis_server.url, JWT_SECRET_KEY=SECRET, JOB_STEP_SECONDS=0.05)
+    return Config.from_env({}, REDIS_URL=redis_server.url, JWT_SECRET_KEY=SECRET, JOB_STEP_SECONDS=0.05,
+                           RATE_LIMIT_QUEUE="100000/minute")
 
 
 @pytest.fixture

@@ -27,10 +27,11 @@ def make_token(user: str, ttl: int = 3600, **claims) -> str:
 
 
 def base_env(redis_url: str, **overrides: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBAPP_", "WATCHER", "SSE_", "JOB_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBAPP_", "WATCHER", "SSE_", "JOB_", "RATE_", "MAX_", "REDIS_"))}
     env.update({
         "REDIS_URL": redis_url, "JWT_SECRET_KEY": SECRET, "JOB_STEP_SECONDS": "0.05",
         "SSE_HEARTBEAT_SECONDS": "1", "HUB_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1",
+        "RATE_LIMIT_QUEUE": "100000/minute",
     })
     env.update({k: str(v) for k, v in overrides.items()})
     return env

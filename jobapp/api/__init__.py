@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from .. import metrics
+from .. import metrics, openapi
 from . import health, jobs, queue, results, stream
 
 API_PREFIX = "/api/v1"
@@ -15,3 +15,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(stream.bp, url_prefix=API_PREFIX)
     app.register_blueprint(results.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(openapi.bp, url_prefix=API_PREFIX)

@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from .. import auth
 from ..errors import ApiError
+from ..extensions import limiter
 from ..jobs import REGISTRY, JobType
 from ..jobs.queueing import enqueue
 from .links import with_links
@@ -41,7 +42,7 @@ def _queue_view(job_type: JobType):
         return jsonify({"data": {"jobId": data["jobId"], "type": job_type.name, "status": data["status"],
                                  "streamUrl": data["streamUrl"], "statusUrl": data["statusUrl"]}}), 202
     view.__name__ = f"queue_{job_type.name}"
-    return view
+    return limiter.limit(lambda: current_app.config["JOBAPP"].RATE_LIMIT_QUEUE)(view)
 
 
 for _job_type in REGISTRY.values():

@@ -8,6 +8,7 @@ from typing import Optional
 from flask import Blueprint, Response, current_app, request
 
 from .. import auth, state, streaming
+from ..errors import ApiError
 from ..extensions import redis_client
 from .jobs import known_type
 from ..jobs.queueing import load
@@ -34,8 +35,15 @@ def stream_settings(caller: auth.Caller, close_on_terminal: bool) -> streaming.S
     )
 
 
-def sse_response(body) -> Response:
-    return Response(body, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
+def sse_response(body, caller: auth.Caller) -> Response:
+    """The streaming response, counted against the caller's cap on open streams until it closes."""
+    cap = current_app.extensions["jobapp.streamcap"]
+    if not cap.acquire(caller.user_id):
+        raise ApiError(429, f"Too many open streams (at most {cap.limit} per user); close some first",
+                       headers={"Retry-After": "5"})
+    response = Response(body, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
+    response.call_on_close(lambda: cap.release(caller.user_id))
+    return response
 
 
 @bp.get("/sse/jobs/<job_type>/<job_id>")
@@ -48,4 +56,4 @@ def job_stream(job_type: str, job_id: str):
         return Response(status=204)  # this client has the terminal event: stop reconnecting
     body = streaming.events(current_app.extensions["jobapp.watcher"], redis_client.connection, [job_id],
                             seen, stream_settings(caller, close_on_terminal=True))
-    return sse_response(body)
+    return sse_response(body, caller)

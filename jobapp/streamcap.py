@@ -1,0 +1,87 @@
+"""A per-user cap on concurrent open streams, held in Redis so it holds across web processes.
+
+Each process keeps its users' open-stream counts in its own Redis hash, refreshed (with a TTL)
+by one background greenlet, so a crashed process's counts expire instead of leaking, and an
+idle stream costs no Redis command at all. Opening a stream counts first and checks the total
+second, so concurrent opens can be refused together but never admitted past the cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Optional
+
+import gevent
+import redis
+
+from . import keys
+
+log = logging.getLogger("jobapp.streamcap")
+
+REFRESH_SECONDS = 10
+TTL_SECONDS = 3 * REFRESH_SECONDS
+
+
+class StreamCap:
+    def __init__(self, connection: redis.Redis, limit: int) -> None:
+        self._connection = connection
+        self.limit = limit
+        self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._refresher: Optional[gevent.Greenlet] = None
+        self._pid: Optional[int] = None
+
+    @property
+    def _hash(self) -> str:
+        return keys.stream_counts(self._process)
+
+    def _ensure_refreshing(self) -> None:
+        if self._pid != os.getpid():  # forked: a process of its own
+            self._pid = os.getpid()
+            self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._refresher = None
+        if self._refresher is None or self._refresher.dead:
+            self._refresh()
+            self._refresher = gevent.spawn(self._refresh_forever)
+
+    def _refresh(self) -> None:
+        with self._connection.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.STREAM_PROCESSES, {self._process: time.time() + TTL_SECONDS})
+            pipe.expire(self._hash, TTL_SECONDS)
+            pipe.execute()
+
+    def _refresh_forever(self) -> None:
+        while True:
+            gevent.sleep(REFRESH_SECONDS)
+            try:
+                self._refresh()
+            except redis.RedisError as exc:
+                log.warning("stream counts not refreshed (%s)", type(exc).__name__)
+
+    def acquire(self, user_id: str) -> bool:
+        """Count a new stream for ``user_id``; False (and nothing counted) if that passes the cap."""
+        self._ensure_refreshing()
+        self._connection.hincrby(self._hash, user_id, 1)
+        if self.total(user_id) <= self.limit:
+            return True
+        self.release(user_id)
+        return False
+
+    def release(self, user_id: str) -> None:
+        try:
+            self._connection.hincrby(self._hash, user_id, -1)
+        except redis.RedisError as exc:  # the hash expires with this process's refreshes anyway
+            log.warning("stream count not released (%s)", type(exc).__name__)
+
+    def total(self, user_id: str) -> int:
+        """Open streams of ``user_id`` across every live web process."""
+        now = time.time()
+        self._connection.zremrangebyscore(keys.STREAM_PROCESSES, 0, now)
+        processes = self._connection.zrange(keys.STREAM_PROCESSES, 0, -1)
+        with self._connection.pipeline(transaction=False) as pipe:
+            for process in processes:
+                pipe.hget(keys.stream_counts(process.decode()), user_id)
+            return sum(int(v or 0) for v in pipe.execute())
