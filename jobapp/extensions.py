@@ -50,12 +50,15 @@ def connect(config: Config, patient: bool = False) -> redis.Redis:
     ``rediss://`` URLs use TLS; ``REDIS_TLS_VERIFY=false`` accepts a self-signed certificate,
     as managed Redis services (Heroku's among them) present. A ``patient`` client (the worker's)
     rides out a Redis restart of up to about half a minute instead of failing the running job;
-    the web's answers 503 at once instead.
+    the web's answers 503 at once instead. The pool is bounded (``REDIS_MAX_CONNECTIONS``): a burst
+    of requests waits for a connection rather than opening one each.
     """
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 20 if patient else 1)
     options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 2,
                      "retry": retry, "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    return redis.Redis.from_url(config.REDIS_URL, **options, **tls_options(config))
+    pool = redis.BlockingConnectionPool.from_url(
+        config.REDIS_URL, max_connections=config.REDIS_MAX_CONNECTIONS, timeout=5, **options, **tls_options(config))
+    return redis.Redis(connection_pool=pool)
 
 
 class RedisClient:

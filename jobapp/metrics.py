@@ -46,6 +46,23 @@ class QueueCollector:
         yield retained
 
 
+class ProcessCollector:
+    """Greenlets and open file descriptors of the process answering the scrape (leak checks)."""
+
+    def collect(self):
+        import gc
+
+        from greenlet import greenlet
+
+        pid = str(os.getpid())
+        greenlets = GaugeMetricFamily("jobapp_process_greenlets", "Live greenlets in this process", labels=["pid"])
+        greenlets.add_metric([pid], sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead))
+        fds = GaugeMetricFamily("jobapp_process_open_fds", "Open file descriptors of this process", labels=["pid"])
+        fds.add_metric([pid], len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0)
+        yield greenlets
+        yield fds
+
+
 @bp.get("/metrics")
 def metrics():
     registry = CollectorRegistry()
@@ -55,4 +72,5 @@ def metrics():
         for collector in (OPEN_STREAMS, WATCHED_JOBS, EVENTS_SENT, STREAM_SECONDS):
             registry.register(collector)
     registry.register(QueueCollector(redis_client.connection))
+    registry.register(ProcessCollector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

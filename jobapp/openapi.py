@@ -144,6 +144,23 @@ def _schemas() -> dict[str, dict]:
                           "message": "Writing backstory", "updatedAt": 1764000000123, "result": None,
                           "failedReason": None}],
         },
+        "ServerSentEvent": {
+            "type": "object",
+            "description": "One event of a stream, as a client's SSE parser reads it: `id: <updatedAt>`, one `data:` "
+                           "line of `JobUpdate` JSON, and no `event:` field (so its type is the default `message` "
+                           "and `EventSource.onmessage` fires). Streams also carry `retry: <ms>` first and "
+                           "`: keep-alive` comments, which are not events.",
+            "required": ["data", "id"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$",
+                       "description": "The state's `updatedAt`: only increases, across reconnects and processes."},
+                "event": {"const": "message", "description": "Never sent, so always the default `message`."},
+                "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref("JobUpdate"),
+                         "description": "A `JobUpdate` as one line of JSON."},
+                "retry": {"type": "integer", "minimum": 0, "description": "Reconnect delay hint in milliseconds."},
+            },
+        },
         "JobSnapshot": {
             "type": "object",
             "description": "A job's latest state (the same payload as its latest event) plus a fresh `streamUrl` "
@@ -214,8 +231,13 @@ def _responses(max_body: int) -> dict[str, dict]:
         },
         "PayloadTooLarge": _error(f"The body is larger than `MAX_CONTENT_LENGTH` ({max_body} bytes here)."),
         "UnsupportedMediaType": _error("The body is not sent as `Content-Type: application/json`."),
-        "RateLimited": _error("Too many requests (reserved by the contract for a rate limiter in front of the "
-                              "API); retry later."),
+        "RateLimited": {
+            **_error("Too many requests: the per-user rate limit of the queue routes (`RATE_LIMIT_QUEUE`), or on "
+                     "SSE routes the per-user cap on open streams (`MAX_STREAMS_PER_USER`). Retry after "
+                     "`Retry-After` seconds."),
+            "headers": {"Retry-After": {"required": True, "description": "Seconds to wait before retrying.",
+                                        "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+        },
         "Unavailable": _error("Redis is unreachable: nothing was queued or changed. Retry shortly."),
     }
 
@@ -232,6 +254,12 @@ def _json(schema: dict, description: str, **extra) -> dict:
 
 def _data(schema: dict) -> dict:
     return {"type": "object", "required": ["data"], "additionalProperties": False, "properties": {"data": schema}}
+
+
+_SSE_EXAMPLE = (
+    'retry: 3000\n\nid: 1764000000123\ndata: {"type":"job_update","jobId":"3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c",'
+    '"jobType":"character","status":"active","progress":60,"stage":"backstory","message":"Writing backstory",'
+    '"updatedAt":1764000000123,"result":null,"failedReason":null}\n\n')
 
 
 # --- parameters --------------------------------------------------------------------------------
@@ -261,7 +289,8 @@ def _queue_operation(job_type) -> dict:
         "summary": f"Queue a {name} job",
         "description": f"Validates the body strictly (no type coercion, unknown fields refused) and queues a "
                        f"`{name}` job. Answers with its id, a `streamUrl` to watch it and a `statusUrl`. Its state "
-                       f"stays readable for `JOB_RESULT_TTL` (default 24 h) after it ends.",
+                       f"stays readable for `JOB_RESULT_TTL` (default 24 h) after it ends. Each user may queue at most "
+                       f"`RATE_LIMIT_QUEUE` jobs per route (default 60 a minute, 600 an hour); past that, 429.",
         "security": BEARER,
         "requestBody": {"required": True,
                         "content": {JSON: {"schema": _ref(job_type.schema.__name__)}}},
@@ -323,7 +352,8 @@ def _paths() -> dict[str, dict]:
                 "`SSE_MAX_STREAM_SECONDS`.\n\n"
                 "Authenticate with the `Authorization: Bearer` header, or with the stream token of the `streamUrl` "
                 "in `?token=` (what a browser `EventSource`, which cannot send headers, uses). An access token in "
-                "the URL is refused with 401."),
+                "the URL is refused with 401. A user may hold at most `MAX_STREAMS_PER_USER` open streams "
+                "(default 50) across all web processes; past that, 429."),
             "security": [{"bearerAuth": []}, {"streamToken": []}],
             "parameters": [{
                 "name": "Last-Event-ID", "in": "header", "required": False,
@@ -341,20 +371,11 @@ def _paths() -> dict[str, dict]:
                         "X-Accel-Buffering": {"required": True, "schema": {"const": "no"},
                                               "description": "Tells nginx-style proxies not to buffer the stream."},
                     },
-                    "content": {SSE: {
-                        "schema": {"type": "string", "description": "Server-Sent Events; each `data:` line is a "
-                                                                    "`JobUpdate` (see `x-event-data`)."},
-                        "x-event-data": _ref("JobUpdate"),
-                        "example": ("retry: 3000\n\nid: 1764000000123\ndata: {\"type\":\"job_update\",\"jobId\":"
-                                    "\"3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c\",\"jobType\":\"character\",\"status\":"
-                                    "\"active\",\"progress\":60,\"stage\":\"backstory\",\"message\":\"Writing "
-                                    "backstory\",\"updatedAt\":1764000000123,\"result\":null,\"failedReason\":null}"
-                                    "\n\n"),
-                    }},
+                    "content": {SSE: {"schema": _ref("ServerSentEvent"), "example": _SSE_EXAMPLE}},
                 },
                 "204": {"description": "`Last-Event-ID` shows this client already has the job's terminal event: "
                                        "nothing more will come, and `EventSource` stops reconnecting."},
-                **_errors(401, 404, 405, 503),
+                **_errors(401, 404, 405, 429, 503),
             },
         },
     }
@@ -612,10 +633,6 @@ _SCRIPT = r"""
         cell.appendChild(el("div", {}, [el("code", {}, [type])]));
         var media = r.content[type];
         if (media.schema) cell.appendChild(schemaView(media.schema));
-        if (media["x-event-data"]) {
-          cell.appendChild(el("div", {}, ["each event's data:"]));
-          cell.appendChild(schemaView(media["x-event-data"]));
-        }
       });
       Object.keys(r.headers || {}).forEach(function (h) {
         cell.appendChild(el("div", {class: "muted"}, ["header ", el("code", {}, [h])]));
@@ -677,6 +694,13 @@ _SCRIPT = r"""
       root.appendChild(schemaView(item));
     });
   });
+  // A link to an operation (#operationId) opens it.
+  function openTarget() {
+    var target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target && target.tagName === "DETAILS") { target.open = true; target.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
 })();
 """
 
