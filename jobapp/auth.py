@@ -21,6 +21,8 @@ from .errors import ApiError, error_response
 from .extensions import jwt
 
 STREAM_AUDIENCE = "jobapp:stream"
+#: The scope of a stream token for the caller's many-jobs stream (``/api/v1/sse/jobs``).
+USER_SCOPE = "user"
 ALGORITHM = "HS256"
 
 

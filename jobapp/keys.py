@@ -9,6 +9,9 @@ PREFIX = "jobapp"
 #: Pub/sub channel on which a job id is published after its state is recorded.
 CHANGES_CHANNEL = f"{PREFIX}:changes"
 
+#: Pub/sub channel announcing each newly queued job as "<user id> <job id>" (for per-user streams).
+NEW_JOBS_CHANNEL = f"{PREFIX}:new-jobs"
+
 #: Held by the one web process that checks for jobs whose worker died.
 REAPER_LOCK = f"{PREFIX}:reaper-lock"
 
@@ -16,6 +19,11 @@ REAPER_LOCK = f"{PREFIX}:reaper-lock"
 def job_state(job_id: str) -> str:
     """The job's latest contract payload (JSON), as recorded by the statestore."""
     return f"{PREFIX}:state:{job_id}"
+
+
+def user_jobs(user_id: str) -> str:
+    """A user's jobs, newest last (sorted set: job id scored by queue time in epoch ms)."""
+    return f"{PREFIX}:user-jobs:{user_id}"
 
 
 def character(character_id: str) -> str:

@@ -27,8 +27,12 @@ class StreamSettings:
 
 
 def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
-           last_event_id: Optional[int], settings: StreamSettings) -> Iterator[str]:
+           last_event_id: Optional[int], settings: StreamSettings,
+           follow_user: Optional[str] = None) -> Iterator[str]:
+    """The stream of ``job_ids`` (and, with ``follow_user``, of every job that user queues meanwhile)."""
     subscription = watcher.subscribe(job_ids)
+    if follow_user is not None:
+        subscription.follow_user(follow_user)
     opened = time.monotonic()
     metrics.OPEN_STREAMS.inc()
     try:

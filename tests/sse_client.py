@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from httpx_sse import connect_sse
+from httpx_sse._decoders import SSEDecoder  # the parser behind iter_sse, fed line by line
 
 
 def queue_character(base: str, headers: dict, **body) -> dict:
@@ -30,7 +31,9 @@ class Stream:
 
 
 def read_stream(url: str, headers: Optional[dict] = None, timeout: float = 15, stop=None) -> Stream:
-    """Read events until the server ends the stream (or ``stop(events)`` says enough, or timeout)."""
+    """Read events until the server ends the stream, ``stop(events)`` says enough, or ``timeout``
+    passes. Lines are fed to httpx-sse's decoder one by one, so the heartbeat comments of a quiet
+    stream let the deadline be checked."""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=httpx.Timeout(timeout, read=timeout)) as client:
         with connect_sse(client, "GET", url, headers=headers or {}) as source:
@@ -38,15 +41,19 @@ def read_stream(url: str, headers: Optional[dict] = None, timeout: float = 15, s
             if source.response.status_code != 200:
                 source.response.read()
                 return result
-            for sse in source.iter_sse():
+            decoder = SSEDecoder()
+            for line in source.response.iter_lines():
+                if time.monotonic() > deadline:
+                    return result
+                sse = decoder.decode(line.rstrip("\r\n"))
+                if sse is None:
+                    continue
                 if sse.retry is not None:
                     result.retry = sse.retry
                 if sse.data:
                     result.events.append((int(sse.id), json.loads(sse.data)))
                     if stop and stop(result.events):
                         return result
-                if time.monotonic() > deadline:
-                    return result
             result.ended = True
             return result
 

@@ -7,11 +7,11 @@ from typing import Optional
 
 from flask import Blueprint, Response, current_app, request
 
-from .. import auth, state, streaming
+from .. import auth, state, streaming, userjobs
 from ..errors import ApiError
 from ..extensions import redis_client
 from .jobs import known_type
-from ..jobs.queueing import load
+from ..jobs.queueing import load, valid_job_id
 
 bp = Blueprint("stream", __name__)
 
@@ -56,4 +56,29 @@ def job_stream(job_type: str, job_id: str):
         return Response(status=204)  # this client has the terminal event: stop reconnecting
     body = streaming.events(current_app.extensions["jobapp.watcher"], redis_client.connection, [job_id],
                             seen, stream_settings(caller, close_on_terminal=True))
+    return sse_response(body, caller)
+
+
+MAX_IDS = 100
+
+
+@bp.get("/sse/jobs")
+def jobs_stream():
+    """Many of the caller's jobs on one connection: ``?ids=`` (up to 100), else every unfinished job
+    plus every job queued while the stream is open. Stays open after jobs finish."""
+    caller = auth.stream_caller(auth.USER_SCOPE)
+    connection = redis_client.connection
+    raw = request.args.get("ids")
+    if raw is not None:
+        ids = list(dict.fromkeys(i for i in raw.split(",") if i))
+        if len(ids) > MAX_IDS:
+            raise ApiError(400, f"ids takes at most {MAX_IDS} job ids", code="validation_error",
+                           fields={"ids": f"at most {MAX_IDS}"})
+        ids = list(userjobs.owned(connection, caller.user_id, [i for i in ids if valid_job_id(i)]))
+        follow = None
+    else:
+        ids = userjobs.unfinished(connection, caller.user_id)
+        follow = caller.user_id
+    body = streaming.events(current_app.extensions["jobapp.watcher"], connection, ids, last_event_id(),
+                            stream_settings(caller, close_on_terminal=False), follow_user=follow)
     return sse_response(body, caller)

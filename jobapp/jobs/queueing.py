@@ -11,7 +11,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from .. import state, statestore
+from .. import state, statestore, userjobs
 from ..config import Config
 from ..errors import ApiError, not_found
 from ..extensions import SERIALIZER, redis_client
@@ -38,6 +38,7 @@ def enqueue(job_type: JobType, params: dict, owner: str, config: Config) -> dict
             pipeline=pipe,
         )
         event = statestore.record(connection, job, pipeline=pipe)
+        userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
         pipe.execute()
     return event
 

@@ -27,11 +27,17 @@ class HubSubscription:
     def __init__(self, hub: "Hub") -> None:
         self._hub = hub
         self.job_ids: set[str] = set()
+        self.user_id: Optional[str] = None
         self._changed: set[str] = set()
         self._event = Event()
 
     def add(self, job_ids: Iterable[str]) -> None:
         self._hub._register(self, [i for i in job_ids if i not in self.job_ids])
+
+    def follow_user(self, user_id: str) -> None:
+        """Also watch every job ``user_id`` queues from now on."""
+        self.user_id = user_id
+        self._hub.users.setdefault(user_id, set()).add(self)
 
     def notify(self, job_id: str) -> None:
         self._changed.add(job_id)
@@ -58,6 +64,7 @@ class Hub:
         self._dead_worker_seconds = dead_worker_seconds
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, StoredState] = {}  # job id -> last state read
+        self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
         self._wake = Event()
         self._pid: Optional[int] = None
@@ -78,6 +85,11 @@ class Hub:
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
     def _unregister(self, subscription: HubSubscription) -> None:
+        if subscription.user_id is not None:
+            followers = self.users.get(subscription.user_id, set())
+            followers.discard(subscription)
+            if not followers:
+                self.users.pop(subscription.user_id, None)
         for job_id in subscription.job_ids:
             subs = self.watchers.get(job_id)
             if subs is not None:
@@ -108,13 +120,17 @@ class Hub:
         while True:
             pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(keys.CHANGES_CHANNEL)
+                pubsub.subscribe(keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL)
                 self._mark_all_dirty()  # anything published while we were not listening
                 backoff = 0.1
                 for message in pubsub.listen():
-                    job_id = message["data"].decode()
-                    if job_id in self.watchers:
-                        self._dirty.add(job_id)
+                    data = message["data"].decode()
+                    if message["channel"] == keys.NEW_JOBS_CHANNEL.encode():
+                        user_id, _, data = data.rpartition(" ")
+                        for subscription in list(self.users.get(user_id, ())):
+                            subscription.add([data])
+                    if data in self.watchers:
+                        self._dirty.add(data)
                         self._wake.set()
             except redis.RedisError as exc:
                 log.warning("hub: changes subscription lost (%s); retrying in %.1fs", type(exc).__name__, backoff)

@@ -7,11 +7,11 @@ benchmark's reference (``WATCHER=poll``); the hub replaces it in production.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Iterable, Optional
 
 import redis
 
-from .. import lifecycle, statestore
+from .. import keys, lifecycle, statestore
 from ..statestore import StoredState
 
 
@@ -21,15 +21,26 @@ class PollSubscription:
         self._interval = interval
         self._seen: dict[str, StoredState] = {}
         self.job_ids: list[str] = []
+        self._user: Optional[tuple[str, float]] = None
         self.add(job_ids)
 
     def add(self, job_ids: Iterable[str]) -> None:
         self.job_ids.extend(i for i in job_ids if i not in self.job_ids)
 
+    def follow_user(self, user_id: str) -> None:
+        self._user = (user_id, time.time() * 1000)
+
+    def _new_jobs(self) -> None:
+        """The straightforward way: look for the user's new jobs on every tick."""
+        if self._user:
+            user_id, since = self._user
+            self.add(m.decode() for m in self._connection.zrangebyscore(keys.user_jobs(user_id), since, "+inf"))
+
     def wait(self, timeout: float) -> dict[str, StoredState]:
         deadline = time.monotonic() + timeout
         while True:
             time.sleep(max(0.0, min(self._interval, deadline - time.monotonic())))
+            self._new_jobs()
             current = statestore.read_many(self._connection, self.job_ids)
             changed = {i: s for i, s in current.items() if self._seen.get(i) != s}
             self._seen.update(changed)
