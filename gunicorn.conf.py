@@ -17,6 +17,9 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "20000"))
 # Streams end cleanly on SIGTERM within this many seconds (a deploy or dyno restart).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 timeout = 30
+# gunicorn's control socket defaults to one path per user; several servers on a machine (tests,
+# benchmarks, a dev box) would fight over it, and nothing here uses it.
+control_socket_disable = True
 keepalive = 75
 accesslog = "-"
 # No query strings in the access log: stream tokens travel in ?token=.
