@@ -16,11 +16,12 @@ def create_app(config: Optional[Config] = None) -> Flask:
     app.config.update(config.flask_settings())
     app.config["JOBAPP"] = config
 
-    from . import auth, cli, dashboard, errors
+    from . import auth, cli, dashboard, errors, logs
     from .extensions import cors, jwt, limiter, redis_client, tls_options
     from .streamcap import StreamCap
     from .watch import make_watcher
 
+    logs.init_app(app)
     redis_client.init_app(app, config)
     jwt.init_app(app)
     cors.init_app(app, resources={r"/api/*": {"origins": config.CORS_ORIGINS}},

@@ -17,6 +17,7 @@ from . import statestore
 from .config import Config
 from .extensions import SERIALIZER, connect
 from .jobs import QUEUE_NAMES, JobFailed
+from .logs import current_job_id
 
 log = logging.getLogger("jobapp.worker")
 
@@ -31,6 +32,20 @@ def failed_reason(job: Job, exc_type: type, exc_value: BaseException) -> str:
 
 
 class JobappWorker(Worker):
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        token = current_job_id.set(job.id)  # every log line about this job carries its id
+        try:
+            super().execute_job(job, queue)
+        finally:
+            current_job_id.reset(token)
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        token = current_job_id.set(job.id)  # the same inside the work horse
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            current_job_id.reset(token)
+
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         super().prepare_job_execution(job, remove_from_intermediate_queue)
         statestore.record(self.connection, job)

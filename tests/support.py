@@ -42,7 +42,7 @@ class Process:
 
     def __init__(self, args: list[str], env: dict, log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "wb")
         self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
 
@@ -70,7 +70,7 @@ class WebServer(Process):
         self.port = port or free_port()
         env = {**env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         super().__init__([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env,
-                         log_dir / f"web-{self.port}.log")
+                         log_dir / f"web-{os.getpid()}-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait_ready()
 
@@ -95,4 +95,5 @@ class WorkerProcess(Process):
 
     def __init__(self, env: dict, log_dir: Path, queues: tuple[str, ...] = ()) -> None:
         WorkerProcess.count += 1
-        super().__init__([sys.executable, "worker.py", *queues], env, log_dir / f"worker-{WorkerProcess.count}.log")
+        super().__init__([sys.executable, "worker.py", *queues], env,
+                         log_dir / f"worker-{os.getpid()}-{WorkerProcess.count}.log")

@@ -1,0 +1,68 @@
+"""Structured JSON logs: one JSON object per line, with the request id on every line of a request
+and the job id on every line logged while a job runs.
+
+The request id comes from a valid ``X-Request-ID`` header (a proxy's, such as Heroku's router) or
+is made here, and is echoed in the response's ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from contextvars import ContextVar
+from typing import Optional
+
+from flask import Flask, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+#: The job the worker is busy with (set by jobapp.worker around each job), for every log line.
+current_job_id: ContextVar[Optional[str]] = ContextVar("job_id", default=None)
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id`` (inside a request) and ``job_id`` (inside a job) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and "request_id" in g:
+            record.request_id = g.request_id
+        job_id = current_job_id.get()
+        if job_id is not None and not hasattr(record, "job_id"):
+            record.job_id = job_id
+        return True
+
+
+def formatter() -> JsonFormatter:
+    return JsonFormatter(FORMAT, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Send every logger's records to stderr as JSON lines (idempotent)."""
+    root = logging.getLogger()
+    if any(getattr(h, "_jobapp", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter())
+    handler.addFilter(ContextFilter())
+    handler._jobapp = True  # type: ignore[attr-defined]
+    root.handlers = [handler]
+    root.setLevel(level)
+
+
+def init_app(app: Flask) -> None:
+    configure()
+
+    @app.before_request
+    def _request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        return response
