@@ -72,7 +72,9 @@ def test_sigterm_ends_open_streams_with_a_retry_hint_and_nothing_is_lost(service
         sock.sendall(f"GET {path(job)} HTTP/1.1\r\nHost: x\r\nAuthorization: {svc.headers()['Authorization']}\r\n\r\n".encode())
         received = b""
         while b"data: " not in received:
-            received += sock.recv(65536)
+            data = sock.recv(65536)
+            assert data, f"stream closed early: {received!r}"
+            received += data
         socks.append(sock)
     started = time.monotonic()
     svc.web.send(signal.SIGTERM)

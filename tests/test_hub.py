@@ -47,7 +47,9 @@ def test_vanished_clients_leave_no_streams_or_registrations(idle):
     for sock in sockets:
         received = b""
         while b"data: " not in received:
-            received += sock.recv(65536)
+            data = sock.recv(65536)
+            assert data, f"stream closed early: {received!r}"
+            received += data
     assert metric(idle.url, "jobapp_open_streams") == 60
     assert metric(idle.url, "jobapp_hub_watched_jobs") == 5
     for sock in sockets[:30]:
