@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test setup bench clean
+JS_STAMP := tests/js/node_modules/.package-lock.json
+
+.PHONY: run test setup bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +15,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# What the tests need beyond PyPI: the JS test dependencies (npm) and Debian's Chromium for the
+# browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser of its own).
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m jobapp.devrun
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:

@@ -12,11 +12,11 @@ from .config import Config
 def create_app(config: Optional[Config] = None) -> Flask:
     """Build the web app: settings, extensions, error handlers and blueprints, wired in one place."""
     config = config or Config.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config.update(config.flask_settings())
     app.config["JOBAPP"] = config
 
-    from . import auth, cli, dashboard, errors, logs
+    from . import auth, cli, dashboard, errors, logs, pages
     from .extensions import cors, jwt, limiter, redis_client, tls_options
     from .streamcap import StreamCap
     from .watch import make_watcher
@@ -36,6 +36,7 @@ def create_app(config: Optional[Config] = None) -> Flask:
 
     from . import api
     api.init_app(app)
+    app.register_blueprint(pages.bp)
     dashboard.init_app(app, config)
     cli.init_app(app)
     return app

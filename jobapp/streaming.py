@@ -18,6 +18,17 @@ from . import lifecycle, metrics, sse, state, statestore
 from .watch import Watcher
 
 
+def event_id(event: dict) -> int:
+    """A state's event id: its ``updatedAt`` in microseconds' place, so the same state sent again on a
+    reconnect can take the next id up without ever reaching the id of a later state."""
+    return int(event["updatedAt"]) * 1000
+
+
+def client_has(event: dict, last_event_id: Optional[int]) -> bool:
+    """Whether a client that last saw ``last_event_id`` already has ``event``."""
+    return last_event_id is not None and last_event_id >= event_id(event)
+
+
 @dataclass
 class StreamSettings:
     heartbeat_seconds: float
@@ -42,7 +53,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
 
         def frame(event: dict) -> str:
             nonlocal last_id
-            last_id = max(int(event["updatedAt"]), last_id + 1)
+            last_id = max(event_id(event), last_id + 1)
             sent[event["jobId"]] = event
             metrics.EVENTS_SENT.inc()
             return sse.event(last_id, event)

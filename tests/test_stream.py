@@ -191,3 +191,18 @@ def test_streams_end_at_the_maximum_lifetime_and_reconnects_resume(slow):
     assert second.events[0][0] > last_id, "ids only increase across reconnects"
     assert second.events[0][1]["progress"] >= first.events[-1][1]["progress"]
     assert second.events[-1][1]["status"] == "completed"
+
+
+def test_a_replayed_state_never_hides_the_terminal_event(idle):
+    """A reconnect replays the current state under a fresh id; a later terminal state still outranks it."""
+    job = queue_character(idle.url, idle.headers())
+    first = read_stream(idle.url + stream_path(job), idle.headers(), timeout=1.5)
+    pending_id = first.events[0][0]
+    replay = read_stream(idle.url + stream_path(job), {**idle.headers(), "Last-Event-ID": str(pending_id)}, timeout=1.5)
+    replay_id = replay.events[0][0]
+    assert replay.events[0][1] == first.events[0][1] and replay_id == pending_id + 1
+    httpx.post(f"{idle.url}/api/v1/jobs/character/{job['jobId']}/cancel", headers=idle.headers())
+    after = read_stream(idle.url + stream_path(job), {**idle.headers(), "Last-Event-ID": str(replay_id)})
+    assert [e["status"] for _, e in after.events] == ["canceled"] and after.events[0][0] > replay_id
+    done = httpx.get(idle.url + stream_path(job), headers={**idle.headers(), "Last-Event-ID": str(after.events[0][0])})
+    assert done.status_code == 204 and "content-type" not in done.headers

@@ -52,8 +52,10 @@ def job_stream(job_type: str, job_id: str):
     stored = load(known_type(job_type), job_id, caller.user_id)
     seen = last_event_id()
     event = stored.event
-    if seen is not None and state.is_terminal(event["status"]) and seen >= event["updatedAt"]:
-        return Response(status=204)  # this client has the terminal event: stop reconnecting
+    if state.is_terminal(event["status"]) and streaming.client_has(event, seen):
+        finished = Response(status=204)  # this client has the terminal event: stop reconnecting
+        del finished.headers["Content-Type"]
+        return finished
     body = streaming.events(current_app.extensions["jobapp.watcher"], redis_client.connection, [job_id],
                             seen, stream_settings(caller, close_on_terminal=True))
     return sse_response(body, caller)

@@ -1,0 +1,64 @@
+"""The live page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_create_a_character_watch_it_finish_and_render_its_portrait(live, browser, artifacts):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live.url}/")
+    page.fill("#user", "page-user")
+    page.click("#dev-token")
+    page.wait_for_selector("#status:has-text('live')")
+    page.fill("#name", "Pixel")
+    page.click("#create-character")
+    page.wait_for_selector(".job[data-status='completed'] .sheet dt:has-text('Pixel')", timeout=20000)
+    width = page.eval_on_selector(".job[data-status='completed'] .bar > div", "el => el.style.width")
+    assert width == "100%"
+    page.click(".job[data-status='completed'] .render")
+    page.wait_for_selector("img.media", timeout=20000)
+    page.wait_for_function("document.querySelector('img.media').naturalWidth === 256")
+    page.wait_for_timeout(400)  # let the bars finish their transition
+    page.screenshot(path=str(artifacts / "live-page.png"), full_page=True)
+    assert not errors
+
+
+def test_ten_jobs_at_once_on_one_connection_and_the_page_stays_responsive(live, browser, artifacts):
+    page = browser.new_page()
+    streams = []
+    page.on("request", lambda req: streams.append(req.url) if "/api/v1/sse/" in req.url else None)
+    page.goto(f"{live.url}/")
+    page.fill("#user", "ten-user")
+    page.click("#dev-token")
+    page.wait_for_selector("#status:has-text('live')")
+    page.fill("#count", "10")
+    page.click("#create-character")
+    page.wait_for_function("document.querySelectorAll('.job').length === 10")
+    # While ten jobs run, another route still loads: one stream holds one of the browser's 6 connections.
+    started = time.monotonic()
+    status = page.evaluate("fetch('/healthz').then(r => r.status)")
+    assert status == 200 and time.monotonic() - started < 3
+    page.wait_for_function(
+        "[...document.querySelectorAll('.job')].filter(j => j.dataset.status === 'completed' && j.dataset.progress === '100').length === 10",
+        timeout=60000)
+    assert len(streams) == 1, f"one connection for all jobs, not {streams}"
+    page.screenshot(path=str(artifacts / "live-page-ten-jobs.png"), full_page=True)
