@@ -12,7 +12,7 @@ from .config import Config
 def create_app(config: Optional[Config] = None) -> Flask:
     """Build the web app: settings, extensions, error handlers and blueprints, wired in one place."""
     config = config or Config.from_env()
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__)
     app.config.update(config.flask_settings())
     app.config["JOBAPP"] = config
 

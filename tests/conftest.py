@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import redis
@@ -61,74 +62,65 @@ def auth():
 
 
 class Live:
-    """A running service: one gunicorn gevent web process and one RQ worker on a private Redis."""
+    """A running service: a gunicorn gevent web process and (unless ``workers=0``) an RQ worker.
 
-    def __init__(self, redis_server: RedisServer, web: WebServer, worker: WorkerProcess, env: dict, log_dir: Path):
-        self.redis_server, self.web, self.worker, self.env, self.log_dir = redis_server, web, worker, env, log_dir
-        self.url = web.url
+    With ``redis_server`` it shares that Redis; otherwise it starts a private one of its own."""
+
+    def __init__(self, log_dir: Path, redis_server: Optional[RedisServer] = None, workers: int = 1,
+                 persistent: bool = False, **settings: str) -> None:
+        self.owns_redis = redis_server is None
+        self.redis_server = redis_server or RedisServer(persistent=persistent).start()
+        self.env = base_env(self.redis_server.url, **settings)
+        self.log_dir = log_dir
+        self.web = WebServer(self.env, log_dir)
+        self.worker = WorkerProcess(self.env, log_dir) if workers else None
+        self.url = self.web.url
 
     def headers(self, user: str = "alice") -> dict:
         return {"Authorization": f"Bearer {make_token(user)}"}
+
+    def stop(self) -> None:
+        self.web.stop()
+        if self.worker:
+            self.worker.stop()
+        if self.owns_redis:
+            self.redis_server.stop()
 
 
 @pytest.fixture(scope="session")
 def live(redis_server, artifacts):
     """The whole service, started once for the session (streaming is tested over real HTTP)."""
-    env = base_env(redis_server.url, RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="dashboard-pass")
-    web = WebServer(env, artifacts)
-    worker = WorkerProcess(env, artifacts)
-    yield Live(redis_server, web, worker, env, artifacts)
-    web.stop()
-    worker.stop()
+    service = Live(artifacts, redis_server, RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="dashboard-pass")
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")
 def idle(artifacts):
     """A web process on its own Redis with no worker: queued jobs stay pending until a test moves them."""
-    server = RedisServer().start()
-    env = base_env(server.url)
-    web = WebServer(env, artifacts)
-    yield Live(server, web, None, env, artifacts)
-    web.stop()
-    server.stop()
+    service = Live(artifacts, workers=0)
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="module")
 def slow(artifacts):
     """Slow jobs (1 s a step) and short-lived streams (3 s), for mid-job cancel and reconnect."""
-    server = RedisServer().start()
-    env = base_env(server.url, JOB_STEP_SECONDS="1", SSE_MAX_STREAM_SECONDS="3")
-    web = WebServer(env, artifacts)
-    worker = WorkerProcess(env, artifacts)
-    yield Live(server, web, worker, env, artifacts)
-    web.stop()
-    worker.stop()
-    server.stop()
+    service = Live(artifacts, JOB_STEP_SECONDS="1", SSE_MAX_STREAM_SECONDS="3")
+    yield service
+    service.stop()
 
 
 @pytest.fixture
 def service(artifacts):
-    """Start a whole service with its own settings: ``with service(JOB_TIMEOUT="1") as s: ...``."""
-    started = []
+    """Start whole services with settings of their own, stopped after the test:
+    ``svc = service(workers=0, JOB_TIMEOUT="1")``."""
+    started: list[Live] = []
 
-    class Service(Live):
-        def __init__(self, workers: int = 1, persistent: bool = False, **settings: str):
-            server = RedisServer(persistent=persistent).start()
-            env = base_env(server.url, **settings)
-            web = WebServer(env, artifacts)
-            worker = WorkerProcess(env, artifacts) if workers else None
-            super().__init__(server, web, worker, env, artifacts)
-            started.append(self)
+    def start(**options) -> Live:
+        started.append(Live(artifacts, **options))
+        return started[-1]
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    yield Service
+    yield start
     for svc in started:
-        svc.web.stop()
-        if svc.worker:
-            svc.worker.stop()
-        svc.redis_server.stop()
+        svc.stop()

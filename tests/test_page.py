@@ -21,14 +21,19 @@ def browser():
         browser.close()
 
 
+def sign_in(page, url: str, user: str) -> None:
+    """Open the page and sign in as ``user`` through the development token route."""
+    page.goto(f"{url}/")
+    page.fill("#user", user)
+    page.click("#dev-token")
+    page.wait_for_selector("#status:has-text('live')")
+
+
 def test_create_a_character_watch_it_finish_and_render_its_portrait(live, browser, artifacts):
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live.url}/")
-    page.fill("#user", "page-user")
-    page.click("#dev-token")
-    page.wait_for_selector("#status:has-text('live')")
+    sign_in(page, live.url, "page-user")
     page.fill("#name", "Pixel")
     page.click("#create-character")
     page.wait_for_selector(".job[data-status='completed'] .sheet dt:has-text('Pixel')", timeout=20000)
@@ -46,10 +51,7 @@ def test_ten_jobs_at_once_on_one_connection_and_the_page_stays_responsive(live, 
     page = browser.new_page()
     streams = []
     page.on("request", lambda req: streams.append(req.url) if "/api/v1/sse/" in req.url else None)
-    page.goto(f"{live.url}/")
-    page.fill("#user", "ten-user")
-    page.click("#dev-token")
-    page.wait_for_selector("#status:has-text('live')")
+    sign_in(page, live.url, "ten-user")
     page.fill("#count", "10")
     page.click("#create-character")
     page.wait_for_function("document.querySelectorAll('.job').length === 10")
