@@ -11,6 +11,8 @@ from .config import DEV_SECRET
 
 def main() -> int:
     env = dict(os.environ)
+    # The Procfile's `gunicorn` and `python` must be this virtualenv's.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env.setdefault("PORT", "8088")
     env.setdefault("JWT_SECRET_KEY", DEV_SECRET)
     server = None
