@@ -26,6 +26,11 @@ def user_jobs(user_id: str) -> str:
     return f"{PREFIX}:user-jobs:{user_id}"
 
 
+def job_stats(job_type: str) -> str:
+    """Counts of finished jobs of a type, by status, and a histogram of their run times (hash)."""
+    return f"{PREFIX}:job-stats:{job_type}"
+
+
 def character(character_id: str) -> str:
     """A character profile made by the character job (JSON)."""
     return f"{PREFIX}:character:{character_id}"

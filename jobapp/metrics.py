@@ -15,6 +15,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 
+from . import jobstats
 from .extensions import SERIALIZER, redis_client
 from .jobs import QUEUE_NAMES
 
@@ -44,6 +45,7 @@ class QueueCollector:
                 retained.add_metric([name, status], registry.count)
         yield depth
         yield retained
+        yield from jobstats.collect(self._connection, QUEUE_NAMES)
 
 
 class ProcessCollector:

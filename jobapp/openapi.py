@@ -38,11 +38,14 @@ _ARTIFACT_ID = r"^[0-9a-f]{32}$"
 
 # Tags, in the order the docs page shows them.
 TAGS = [
-    {"name": "jobs", "description": "Queue a job, read its state, cancel it."},
-    {"name": "stream", "description": "Watch a job's progress as Server-Sent Events."},
+    {"name": "jobs", "description": "Queue a job, list your jobs, read a job's state, cancel it."},
+    {"name": "stream", "description": "Watch jobs' progress as Server-Sent Events: one job, or many on one "
+                                      "connection."},
     {"name": "results", "description": "What finished jobs made, to their owner only."},
     {"name": "operations", "description": "Health checks and metrics for the platform; no token."},
     {"name": "docs", "description": "This document and its rendering; no token."},
+    {"name": "pages", "description": "The live page, its JavaScript client, and in development a token for it; "
+                                     "no token."},
 ]
 
 
@@ -86,8 +89,8 @@ def _event_properties() -> dict[str, dict]:
         "stage": {**_nullable({"type": "string"}), "description": "Machine-readable step name set by the job."},
         "message": {**_nullable({"type": "string"}), "description": "Human-readable text set by the job."},
         "updatedAt": {"type": "integer", "minimum": 0,
-                      "description": "Epoch milliseconds at which this state was recorded; also the SSE event `id`, "
-                                     "so it only increases."},
+                      "description": "Epoch milliseconds at which the worker recorded this state; never decreases "
+                                     "within a job."},
         "result": {**_nullable({"type": "object"}),
                    "description": "On `completed`: the job's JSON result, e.g. `{\"characterId\": \"…\"}`; else null."},
         "failedReason": {**_nullable({"type": "string"}),
@@ -146,7 +149,7 @@ def _schemas() -> dict[str, dict]:
         },
         "ServerSentEvent": {
             "type": "object",
-            "description": "One event of a stream, as a client's SSE parser reads it: `id: <updatedAt>`, one `data:` "
+            "description": "One event of a stream, as a client's SSE parser reads it: `id: <n>`, one `data:` "
                            "line of `JobUpdate` JSON, and no `event:` field (so its type is the default `message` "
                            "and `EventSource.onmessage` fires). Streams also carry `retry: <ms>` first and "
                            "`: keep-alive` comments, which are not events.",
@@ -154,7 +157,8 @@ def _schemas() -> dict[str, dict]:
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string", "pattern": "^[0-9]+$",
-                       "description": "The state's `updatedAt`: only increases, across reconnects and processes."},
+                       "description": "Only increases, across reconnects and web processes; `EventSource` sends the "
+                                      "last one back as `Last-Event-ID` when it reconnects."},
                 "event": {"const": "message", "description": "Never sent, so always the default `message`."},
                 "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref("JobUpdate"),
                          "description": "A `JobUpdate` as one line of JSON."},
@@ -168,6 +172,20 @@ def _schemas() -> dict[str, dict]:
             "required": list(event) + list(links),
             "additionalProperties": False,
             "properties": {**copy.deepcopy(event), **links},
+        },
+        "JobList": {
+            "type": "object",
+            "description": "A page of the caller's jobs, newest first.",
+            "required": ["data", "nextCursor", "streamUrl"],
+            "additionalProperties": False,
+            "properties": {
+                "data": {"type": "array", "maxItems": 100, "items": _ref("JobSnapshot")},
+                "nextCursor": {**_nullable({"type": "string", "minLength": 1}),
+                               "description": "Pass as `cursor` for the next page; null on the last page."},
+                "streamUrl": {"type": "string", "pattern": r"^/api/v1/sse/jobs\?token=[A-Za-z0-9_.-]+$",
+                              "description": "The caller's many-jobs stream, with a read-only stream token scoped "
+                                             "to the caller's jobs (append `&ids=…` to narrow it)."},
+            },
         },
         "QueuedJob": {
             "type": "object",
@@ -257,15 +275,33 @@ def _data(schema: dict) -> dict:
 
 
 _SSE_EXAMPLE = (
-    'retry: 3000\n\nid: 1764000000123\ndata: {"type":"job_update","jobId":"3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c",'
+    'retry: 3000\n\nid: 1764000000123000\ndata: {"type":"job_update","jobId":"3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c",'
     '"jobType":"character","status":"active","progress":60,"stage":"backstory","message":"Writing backstory",'
     '"updatedAt":1764000000123,"result":null,"failedReason":null}\n\n')
+
+
+def _sse_response(description: str) -> dict:
+    return {
+        "description": description,
+        "headers": {
+            "Cache-Control": {"required": True, "schema": {"const": "no-cache"},
+                              "description": "Streams are never cached."},
+            "X-Accel-Buffering": {"required": True, "schema": {"const": "no"},
+                                  "description": "Tells nginx-style proxies not to buffer the stream."},
+        },
+        "content": {SSE: {"schema": _ref("ServerSentEvent"), "example": _SSE_EXAMPLE}},
+    }
 
 
 # --- parameters --------------------------------------------------------------------------------
 
 def _path(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def _last_event_id(description: str) -> dict:
+    return {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": description}
 
 
 def _job_params() -> list[dict]:
@@ -287,7 +323,8 @@ def _queue_operation(job_type) -> dict:
         "tags": ["jobs"],
         "operationId": f"queue_{name}",
         "summary": f"Queue a {name} job",
-        "description": f"Validates the body strictly (no type coercion, unknown fields refused) and queues a "
+        "description": f"Validates the body strictly (no type coercion, so `27.0` is not an integer; unknown fields "
+                       f"refused; short strings are trimmed before their length is checked) and queues a "
                        f"`{name}` job. Answers with its id, a `streamUrl` to watch it and a `statusUrl`. Its state "
                        f"stays readable for `JOB_RESULT_TTL` (default 24 h) after it ends. Each user may queue at most "
                        f"`RATE_LIMIT_QUEUE` jobs per route (default 60 a minute, 600 an hour); past that, 429.",
@@ -313,6 +350,52 @@ def _paths() -> dict[str, dict]:
     for job_type in REGISTRY.values():
         paths[f"{API_PREFIX}/{job_type.route}/queue"] = {"post": _queue_operation(job_type)}
 
+    paths[f"{API_PREFIX}/jobs"] = {
+        "get": {
+            "tags": ["jobs"], "operationId": "list_jobs", "summary": "Your recent jobs",
+            "description": "The caller's jobs, newest first, each as its latest state plus links; pages follow "
+                           "`nextCursor`. `streamUrl` opens the many-jobs stream.",
+            "security": BEARER,
+            "parameters": [
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": [*_event_properties()["status"]["enum"], ""]},
+                 "description": "Only jobs in this status; empty means any."},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                 "description": "Jobs per page."},
+                {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "`nextCursor` of the previous page."},
+            ],
+            "responses": {"200": _json(_ref("JobList"), "A page of jobs."), **_errors(400, 401, 405, 503)},
+        },
+    }
+    paths[f"{API_PREFIX}/sse/jobs"] = {
+        "get": {
+            "tags": ["stream"], "operationId": "stream_jobs", "summary": "Watch many jobs on one connection",
+            "description": (
+                "Browsers allow 6 HTTP/1.1 connections per origin, so a page watching many jobs opens this one "
+                "stream instead of one per job. It carries the same events as a job's stream: with `ids`, for those "
+                "of the caller's jobs (unknown or foreign ids are left out silently); without, for every job of the "
+                "caller that is not finished when it connects and every job the caller queues while it is open. "
+                "Each watched job's current state comes at once on (re)connect, then one event per change; event ids "
+                "strictly increase across the connection. Unlike a job's stream it stays open after jobs finish, "
+                "until its token expires or `SSE_MAX_STREAM_SECONDS`.\n\n"
+                "Authenticate with the `Authorization: Bearer` header, or with the stream token of the `streamUrl` "
+                "of `GET /api/v1/jobs` (scoped to the caller's jobs) in `?token=`. Counts against "
+                "`MAX_STREAMS_PER_USER`."),
+            "security": [{"bearerAuth": []}, {"streamToken": []}],
+            "parameters": [
+                {"name": "ids", "in": "query", "required": False, "style": "form", "explode": False,
+                 "schema": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+                 "description": "Comma-separated job ids, at most 100."},
+                _last_event_id("Sent by `EventSource` on reconnect: the `id` of the last event it received."),
+            ],
+            "responses": {
+                "200": _sse_response("The event stream; it stays open after the watched jobs finish."),
+                **_errors(400, 401, 405, 429, 503),
+            },
+        },
+    }
     paths[f"{API_PREFIX}/jobs/{{job_type}}/{{job_id}}"] = {
         "parameters": _job_params(),
         "get": {
@@ -345,7 +428,7 @@ def _paths() -> dict[str, dict]:
             "description": (
                 "Errors come before the stream starts, as JSON. Otherwise a `text/event-stream` that opens at once "
                 "with `retry: <ms>` and an event carrying the job's current state, then one event per change of "
-                "status, progress, stage or message. Each event is `id: <updatedAt>`, one `data: <JobUpdate JSON>` "
+                "status, progress, stage or message. Each event is `id: <n>`, one `data: <JobUpdate JSON>` "
                 "line and a blank line, with no `event:` field, so `EventSource.onmessage` fires. A `: keep-alive` "
                 "comment goes out after `SSE_HEARTBEAT_SECONDS` of silence. The server closes the stream after the "
                 "terminal event (`completed`, `failed` or `canceled`), when its token expires and after "
@@ -355,24 +438,12 @@ def _paths() -> dict[str, dict]:
                 "the URL is refused with 401. A user may hold at most `MAX_STREAMS_PER_USER` open streams "
                 "(default 50) across all web processes; past that, 429."),
             "security": [{"bearerAuth": []}, {"streamToken": []}],
-            "parameters": [{
-                "name": "Last-Event-ID", "in": "header", "required": False,
-                "schema": {"type": "string"},
-                "description": "Sent by `EventSource` on reconnect: the `id` of the last event it received. If it "
-                               "shows the client already has the job's terminal event the answer is 204.",
-            }],
+            "parameters": [_last_event_id(
+                "Sent by `EventSource` on reconnect: the `id` of the last event it received. If it shows the client "
+                "already has the job's terminal event the answer is 204.")],
             "responses": {
-                "200": {
-                    "description": "The event stream. It ends after the terminal event; for a finished job it "
-                                   "carries just the final event.",
-                    "headers": {
-                        "Cache-Control": {"required": True, "schema": {"const": "no-cache"},
-                                          "description": "Streams are never cached."},
-                        "X-Accel-Buffering": {"required": True, "schema": {"const": "no"},
-                                              "description": "Tells nginx-style proxies not to buffer the stream."},
-                    },
-                    "content": {SSE: {"schema": _ref("ServerSentEvent"), "example": _SSE_EXAMPLE}},
-                },
+                "200": _sse_response("The event stream. It ends after the terminal event; for a finished job it "
+                                     "carries just the final event."),
                 "204": {"description": "`Last-Event-ID` shows this client already has the job's terminal event: "
                                        "nothing more will come, and `EventSource` stops reconnecting."},
                 **_errors(401, 404, 405, 429, 503),
@@ -441,6 +512,55 @@ def _paths() -> dict[str, dict]:
         "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
                       **_errors(405)},
     }}
+    paths["/"] = {"get": {
+        "tags": ["pages"], "operationId": "live_page", "summary": "The live page",
+        "description": "A page that queues jobs and watches them with the JavaScript client.",
+        "security": PUBLIC,
+        "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                      **_errors(405)},
+    }}
+    paths["/client/{name}"] = {"get": {
+        "tags": ["pages"], "operationId": "client_file", "summary": "A file of the JavaScript client",
+        "description": "The repository's `client/` folder as it is, e.g. `jobapp-client.js` and `useJobSSE.js`.",
+        "security": PUBLIC,
+        "parameters": [_path("name", {"type": "string"}, "The file's path inside `client/`.")],
+        "responses": {
+            "200": {"description": "The file.",
+                    "content": {"text/javascript": {"schema": {"type": "string"}},
+                                "application/json": {"schema": {"type": "object"}}}},
+            "404": _error("No such file."),
+            **_errors(405),
+        },
+    }}
+    paths["/dev/config"] = {"get": {
+        "tags": ["pages"], "operationId": "dev_config", "summary": "What the live page may offer",
+        "security": PUBLIC,
+        "responses": {
+            "200": _json(_data({"type": "object", "required": ["devTokens"], "additionalProperties": False,
+                                "properties": {"devTokens": {
+                                    "type": "boolean",
+                                    "description": "Whether `POST /dev/token` is there (not in production)."}}}),
+                         "The page's settings."),
+            **_errors(405),
+        },
+    }}
+    paths["/dev/token"] = {"post": {
+        "tags": ["pages"], "operationId": "dev_token", "summary": "An access token for any user (development only)",
+        "description": "Mints a one-hour access token for the given user id, so the live page works without a "
+                       "token issuer. Answers 404 when `JOBAPP_ENV=production`.",
+        "security": PUBLIC,
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["userId"],
+            "properties": {"userId": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"}}}}}},
+        "responses": {
+            "200": _json(_data({"type": "object", "required": ["token", "userId"], "additionalProperties": False,
+                                "properties": {"token": {"type": "string"}, "userId": {"type": "string"}}}),
+                         "The token."),
+            "400": _error("`userId` is missing or not 1-64 letters, digits or `. _ @ -`."),
+            "404": _error("Production: there is no such route."),
+            **_errors(405),
+        },
+    }}
     return paths
 
 
@@ -460,7 +580,8 @@ def build_document(max_content_length: int = 64 * 1024) -> dict[str, Any]:
                 "the user id (`sub` and `exp` are enough). A user sees only their own jobs; another user's job "
                 "answers 404 exactly like an unknown id. SSE routes also take the `streamUrl`'s stream token in "
                 "`?token=`.\n\n"
-                "**Errors** are always JSON in the `Error` shape, never a traceback."),
+                "**Errors** are always JSON in the `Error` shape, never a traceback. Every response carries an "
+                "`X-Request-ID` (yours, if you send a valid one), which the service's logs carry too."),
         },
         "tags": TAGS,
         "security": BEARER,
@@ -470,9 +591,11 @@ def build_document(max_content_length: int = 64 * 1024) -> dict[str, Any]:
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                "description": "An HS256 access token with `sub` (the user id) and `exp`."},
                 "streamToken": {"type": "apiKey", "in": "query", "name": "token",
-                                "description": "The read-only stream token of a `streamUrl`, valid for that one "
-                                               "stream until `STREAM_TOKEN_TTL` (default 1 h). SSE routes only; "
-                                               "an access token here is refused with 401."},
+                                "description": "The read-only stream token of a `streamUrl`, valid until "
+                                               "`STREAM_TOKEN_TTL` (default 1 h) for that one stream: a job's "
+                                               "(from the queue and snapshot answers) or the caller's many-jobs "
+                                               "stream (from `GET /api/v1/jobs`). SSE routes only; an access token "
+                                               "here is refused with 401."},
             },
             "schemas": _schemas(),
             "responses": _responses(max_content_length),

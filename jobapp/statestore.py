@@ -15,7 +15,7 @@ import redis
 from redis.client import Pipeline
 from rq.job import Job
 
-from . import keys, state
+from . import jobstats, keys, state
 
 
 class StoredState(dict):
@@ -75,10 +75,19 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
                     new["updatedAt"] = state.epoch_ms()
                 pipe.multi()
                 _write(pipe, key, owner, new, _ttl(job, new["status"]), job.id)
+                if state.is_terminal(new["status"]):
+                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
                 pipe.execute()
                 return new
             except redis.WatchError:
                 continue
+
+
+def _run_seconds(job: Job) -> Optional[float]:
+    """How long the job ran, if it started (its end is now when RQ has not stamped it yet)."""
+    if job.started_at is None:
+        return None
+    return max(0.0, (state.epoch_ms(job.ended_at) - state.epoch_ms(job.started_at)) / 1000)
 
 
 def _write(pipe: Pipeline, key: str, owner: str, event: dict, ttl: Optional[int], job_id: str) -> None:

@@ -53,6 +53,32 @@ class Process:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
 
+    def descendants(self) -> list[int]:
+        """Pids of every process below this one (an RQ work horse runs in a process group of its own)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = open(f"/proc/{entry}/stat").read()
+                except OSError:
+                    continue
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+        found, todo = [], [self.popen.pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.append(child)
+                todo.append(child)
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL this process and everything below it at once, as a dyno or machine dying would."""
+        for pid in [self.popen.pid, *self.descendants()]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         self.send(sig)
         try:

@@ -31,7 +31,8 @@ def test_a_sigkilled_worker_fails_its_job_and_the_stream_hears_it(service):
     job = queue_character(svc.url, svc.headers())
     opened = read_stream(svc.url + path(job), svc.headers(), timeout=10, stop=first_active)
     assert opened.events[-1][1]["status"] == "active"
-    svc.worker.send(signal.SIGKILL)  # the worker and its work horse, no cleanup at all
+    assert svc.worker.descendants(), "the work horse is running the job"
+    svc.worker.kill_all()  # the worker and its work horse, no cleanup at all
     killed = time.monotonic()
     stream = read_stream(svc.url + path(job), svc.headers(), timeout=20)
     final = stream.events[-1][1]

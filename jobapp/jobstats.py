@@ -1,0 +1,50 @@
+"""Finished jobs by status and their run times, counted in Redis.
+
+Workers run on other processes (often other machines) than the web's /metrics, so the counts
+live in Redis: each terminal state recorded adds to a per-type hash in the same transaction, and
+every web process's scrape reads the totals. Counters only ever grow, as Prometheus expects.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import redis
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from redis.client import Pipeline
+
+from . import keys
+
+BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0)
+
+
+def count(pipe: Pipeline, job_type: str, status: str, seconds: Optional[float]) -> None:
+    """Count one job of ``job_type`` ending ``status`` after running ``seconds`` (None: it never ran)."""
+    key = keys.job_stats(job_type)
+    pipe.hincrby(key, f"status:{status}", 1)
+    if seconds is not None:
+        for bound in BUCKETS:
+            if seconds <= bound:
+                pipe.hincrby(key, f"le:{bound}", 1)
+        pipe.hincrbyfloat(key, "sum", seconds)
+        pipe.hincrby(key, "count", 1)
+
+
+def collect(connection: redis.Redis, job_types: tuple[str, ...]) -> Iterator:
+    finished = CounterMetricFamily("jobapp_jobs_finished", "Jobs that reached a final status",
+                                   labels=["type", "status"])
+    durations = HistogramMetricFamily("jobapp_job_duration_seconds", "Run time of jobs that started, to their end",
+                                      labels=["type"])
+    with connection.pipeline(transaction=False) as pipe:
+        for job_type in job_types:
+            pipe.hgetall(keys.job_stats(job_type))
+        rows = pipe.execute()
+    for job_type, row in zip(job_types, rows):
+        fields = {k.decode(): v.decode() for k, v in row.items()}
+        for status in ("completed", "failed", "canceled"):
+            finished.add_metric([job_type, status], int(fields.get(f"status:{status}", 0)))
+        buckets = [(str(b), int(fields.get(f"le:{b}", 0))) for b in BUCKETS]
+        total = int(fields.get("count", 0))
+        durations.add_metric([job_type], buckets + [("+Inf", total)], float(fields.get("sum", 0)))
+    yield finished
+    yield durations
