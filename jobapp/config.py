@@ -102,7 +102,6 @@ class Config:
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
             "MAX_CONTENT_LENGTH": self.MAX_CONTENT_LENGTH,
-            "JSON_SORT_KEYS": False,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL,
         }
 

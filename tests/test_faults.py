@@ -14,7 +14,7 @@ import redis
 
 from jobapp import keys
 from tests.sse_client import queue_character, read_stream
-from tests.support import WebServer, WorkerProcess
+from tests.support import WebServer
 from tests.test_hub import metric
 
 
