@@ -33,8 +33,8 @@ def dev_token():
     """Development only: an access token for any user id, so the live page works without an issuer."""
     if current_app.config["JOBAPP"].production:
         raise not_found()
-    body = request.get_json(silent=True) or {}
-    user_id = body.get("userId")
+    body = request.get_json(silent=True)
+    user_id = body.get("userId") if isinstance(body, dict) else None
     if not isinstance(user_id, str) or not _USER_ID.match(user_id):
         raise ApiError(400, "userId: 1-64 letters, digits or . _ @ -", code="validation_error",
                        fields={"userId": "invalid"})
