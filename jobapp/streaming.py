@@ -48,19 +48,19 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
     metrics.OPEN_STREAMS.inc()
     try:
         yield sse.retry(settings.retry_ms)
-        sent: dict[str, dict] = {}
+        sent: dict[str, tuple[str, int]] = {}  # job id -> (status, updatedAt) last sent
         last_id = last_event_id or 0
 
         def frame(event: dict) -> str:
             nonlocal last_id
             last_id = max(event_id(event), last_id + 1)
-            sent[event["jobId"]] = event
+            sent[event["jobId"]] = (event["status"], event["updatedAt"])
             metrics.EVENTS_SENT.inc()
             return sse.event(last_id, event)
 
         def finished() -> bool:
             return settings.close_on_terminal and bool(sent) and all(
-                state.is_terminal(e["status"]) for e in sent.values())
+                state.is_terminal(status) for status, _ in sent.values())
 
         # Read after subscribing, so no change falls between the read and the watch.
         for stored in statestore.read_many(connection, subscription.job_ids).values():
@@ -81,8 +81,8 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             changed = subscription.wait(min(quiet, settings.deadline - now))
             for job_id, stored in changed.items():
                 previous = sent.get(job_id)
-                if previous is not None and (state.is_terminal(previous["status"])
-                                             or stored.event["updatedAt"] <= previous["updatedAt"]):
+                if previous is not None and (state.is_terminal(previous[0])
+                                             or stored.event["updatedAt"] <= previous[1]):
                     continue
                 yield frame(stored.event)
                 last_write = time.monotonic()

@@ -51,7 +51,8 @@ class HubSubscription:
             self._event.wait(timeout)
         self._event.clear()
         changed, self._changed = self._changed, set()
-        return {i: self._hub.latest[i] for i in changed if i in self._hub.latest}
+        latest = self._hub.latest
+        return {i: statestore.decode(latest[i]) for i in changed if i in latest}
 
     def close(self) -> None:
         self._hub._unregister(self)
@@ -63,7 +64,7 @@ class Hub:
         self._poll_seconds = poll_seconds
         self._dead_worker_seconds = dead_worker_seconds
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
-        self.latest: dict[str, StoredState] = {}  # job id -> last state read
+        self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
         self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
         self._wake = Event()
@@ -166,7 +167,7 @@ class Hub:
             if not dirty:
                 continue
             try:
-                states = statestore.read_many(self._connection, dirty)
+                states = statestore.read_many_raw(self._connection, dirty)
             except redis.RedisError as exc:
                 log.warning("hub: re-read failed (%s); will retry", type(exc).__name__)
                 self._dirty |= dirty
