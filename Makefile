@@ -31,5 +31,8 @@ run: $(STAMP)
 test: $(STAMP) $(JS_STAMP) browser
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,27 +1,31 @@
 """The SSE benchmark: the hub (default watcher) against the per-stream 0.5 s poller, in one run.
 
     .venv/bin/python -m bench.run            # full run (~12 min), results in bench/results/
-    .venv/bin/python -m bench.run --quick    # smaller run (~3 min)
+    .venv/bin/python -m bench.run --quick    # smaller run (~5-7 min)
+    .venv/bin/python -m bench.run --table-only   # rebuild the table from bench/results/results.json
 
 Both servers are the same app started the same way (``gunicorn -c gunicorn.conf.py wsgi:app``, one
 gevent worker process each), side by side for the whole run, each on its own private redis-server so
 each one's Redis commands can be counted apart: ``hub`` (``WATCHER=hub``) and ``poll``
 (``WATCHER=poll POLL_INTERVAL_SECONDS=0.5``, the straightforward design, the reference). Phases run
 in turn, each on one server while the other sits idle with no streams, so the two never compete
-for the machine's two cores. The load generator (``bench/sseload.py``) always runs in its own
-process; this process samples /proc and Redis, and plays the RQ worker in the latency phase.
+for the machine's two cores; each stream phase starts from a fresh, warmed-up web process. The
+servers run from a copy of the code taken at the start. The load generator (``bench/sseload.py``)
+always runs in its own process; this process samples /proc and Redis, and plays the RQ worker in
+the latency phase. Before each phase it waits (a while) for other processes to leave the cores alone,
+and records how much CPU they used during each measurement.
 
-Phases, for each server:
+Phases, for each server, in this order:
   e2e        a real RQ worker runs a few demo jobs (JOB_STEP_SECONDS pacing) while a stream watches
              each; checks the whole path and gives worker-to-client latency under real pacing.
   enqueue    POST /api/v1/characters/queue over keep-alive connections: req/s and latency; the
              jobs it queues (no worker: they stay pending forever) are the ones streams watch.
-  hold-N     N streams, one per pending job, opened and held 60 s: errors, web-process CPU and RSS,
-             Redis commands/s (INFO total_commands_processed, our own sampling subtracted).
-             The first hold also measures enqueue while its streams are open.
   latency    1,000 streams on 1,000 jobs; this process updates all 1,000 states "at once" the way
              a worker does (job.meta, save_meta(), statestore.record()), several rounds; each
              event's latency is the client's receive time minus the event's updatedAt.
+  hold-N     N streams, one per pending job, opened and held 60 s: errors, web-process CPU and RSS
+             over the idle process, Redis commands/s (INFO total_commands_processed, our own
+             sampling subtracted). The first hold also measures enqueue while its streams are open.
 """
 
 from __future__ import annotations
@@ -602,7 +606,8 @@ def code_state(app_dir: Path) -> dict:
         except (OSError, subprocess.TimeoutExpired):
             return ""
     return {"app_dir": str(app_dir), "commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted": [line for line in git("status", "--short").splitlines() if not line.endswith("bench/")]}
+            "uncommitted": [line for line in git("status", "--short").splitlines()
+                            if line.split(maxsplit=1)[-1].split("/")[0] != "bench"]}
 
 
 def fmt(value, unit="", digits=1) -> str:
@@ -640,20 +645,27 @@ def table(results: dict) -> str:
 
     def held_text(server):
         n = largest_held(server["holds"])
-        parts = [fmt(n) if n else "none"]
+        parts = [(fmt(n) if n else "none") + f" (tried {', '.join(fmt(h['streams']) for h in server['holds'])})"]
         for h in server["holds"]:
             if not h["held_zero_errors"]:
-                parts.append(f"({fmt(h['streams'])} tried: {h['opened']:,} opened, "
-                             f"{h['error_count']:,} errors{', worker restarted' if h['worker_restarted'] else ''})")
+                parts.append(f"— at {fmt(h['streams'])}: {h['opened']:,} opened, "
+                             f"{h['error_count']:,} errors{', worker restarted' if h['worker_restarted'] else ''}")
         return " ".join(parts)
 
     def pair(a, b, unit="", digits=1):
         return fmt(a, unit, digits), fmt(b, unit, digits)
 
     rows = [("Metric", "Target", "hub", "poll (reference)", "hub advantage")]
-    tried = ", ".join(fmt(h["streams"]) for h in hub["holds"])
-    rows.append((f"Streams held 60 s by one web process, zero errors (tried {tried})", "≥ 10,000",
+    rows.append(("Streams held 60 s by one web process, zero errors", "≥ 10,000",
                  held_text(hub), held_text(poll), ratio(largest_held(hub["holds"]), largest_held(poll["holds"]), True)))
+    at = []
+    for server in (hub, poll):
+        n = largest_held(server["holds"])
+        h = hold(server, n) if n else None
+        cps = h["idle"]["redis_cps"] if h else 0
+        at.append(f"{fmt(h['idle']['cpu_pct'], ' %')} CPU, {fmt(cps, digits=0 if cps >= 100 else 1)} Redis cmd/s, "
+                  f"ramp {fmt(h['ramp_seconds'], ' s')}" if h else "n/a")
+    rows.append(("… at that count: web-process CPU, Redis commands/s, time to open them all", "", *at, ""))
     for n in ([big, small] if big != small else [big]) if big else []:
         h, p = hold(hub, n), hold(poll, n)
         ok = p["held_zero_errors"]
@@ -673,10 +685,6 @@ def table(results: dict) -> str:
         rows.append((f"Web-process CPU, {n:,} idle streams (% of one core)", "< 10 %" if n == big else "",
                      fmt(h["idle"]["cpu_pct"], " %"), ref(fmt(p["idle"]["cpu_pct"], " %")),
                      r(max(h["idle"]["cpu_pct"], 0.01), p["idle"]["cpu_pct"], False)))
-    if big:
-        h, p = hold(hub, big), hold(poll, big)
-        rows.append((f"Ramp: {big:,} streams opened in (s)", "", *pair(h["ramp_seconds"], p["ramp_seconds"], " s"),
-                     ratio(h["ramp_seconds"], p["ramp_seconds"], False)))
     hl, pl = hub["latency"]["latency_ms"], poll["latency"]["latency_ms"]
     n_lat = hub["latency"]["streams"]
     rows.append((f"Delivery latency p50, {n_lat:,} streams on {n_lat:,} jobs updated at once", "< 5 ms",
@@ -733,9 +741,13 @@ def update_readme(text: str, results: dict) -> None:
     if start not in content or end not in content:
         return
     m = results["machine"]
-    block = (f"{start}\nMeasured {results['finished']} with `{results['command']}` "
+    code = results.get("code", {})
+    changed = len(code.get("uncommitted", []))
+    block = (f"{start}\nMeasured {results['finished']} with `{results['command']}`, code at commit "
+             f"`{code.get('commit', '?')}`{f' plus {changed} uncommitted file(s)' if changed else ''} "
              f"({m['cpus']} cores, {m['cpu']}, Python {m['python']}, gevent {m['gevent']}, "
-             f"gunicorn {m['gunicorn']}; full results in `bench/results/results.json`):\n\n{text}\n{end}")
+             f"gunicorn {m['gunicorn']}, redis-server {m.get('redis_server')}; the run took {results.get('seconds', 0) / 60:.0f} min; "
+             f"every figure is in `bench/results/results.json`):\n\n{text}\n{end}")
     head, rest = content.split(start, 1)
     readme.write_text(head + block + rest.split(end, 1)[1])
 
@@ -790,7 +802,7 @@ def main(argv=None) -> None:  # noqa: C901
     quick = args.quick
     pick = (lambda full, small: small if quick else full)
     hub_streams = [int(x) for x in (args.hub_streams or pick("2000,10000", "1000,3000")).split(",")]
-    poll_streams = [int(x) for x in (args.poll_streams or pick("2000,10000", "1000,3000")).split(",")]
+    poll_streams = [int(x) for x in (args.poll_streams or pick("2000,5000,10000", "1000,3000")).split(",")]
     args.hold = args.hold or pick(60.0, 20.0)
     args.e2e_jobs = pick(40, 10) if args.e2e_jobs is None else args.e2e_jobs
     args.latency_streams = args.latency_streams or pick(1000, 500)
