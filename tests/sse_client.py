@@ -58,6 +58,25 @@ def read_stream(url: str, headers: Optional[dict] = None, timeout: float = 15, s
             return result
 
 
+def raw_stream(base: str, path: str, headers: dict, timeout: Optional[float] = None) -> socket.socket:
+    """Send ``GET path`` to ``base`` over a raw socket, as a browser would, and return the socket unread."""
+    parts = urlsplit(base)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{lines}\r\n".encode())
+    return sock
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """Read until ``marker`` has arrived; a stream that closes first fails the test."""
+    received = b""
+    while marker not in received:
+        data = sock.recv(65536)
+        assert data, f"stream closed early: {received!r}"
+        received += data
+    return received
+
+
 def raw_chunks(url: str, headers: dict, until: bytes, timeout: float = 15) -> tuple[bytes, list[bytes]]:
     """GET ``url`` over a raw socket and return (head, chunks): every HTTP chunk is one server write."""
     parts = urlsplit(url)

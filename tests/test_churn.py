@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 import socket
 import time
-from urllib.parse import urlsplit
 
 import redis
 
-from tests.sse_client import queue_character
+from tests.sse_client import queue_character, raw_stream
 from tests.test_hub import metric
 
 
@@ -36,17 +35,13 @@ def test_thousands_of_vanishing_clients_leave_no_greenlets_sockets_or_registrati
     svc = service(workers=0, SSE_HEARTBEAT_SECONDS="0.5")
     conn = redis.Redis.from_url(svc.redis_server.url)
     jobs = [queue_character(svc.url, svc.headers()) for _ in range(20)]
-    auth = svc.headers()["Authorization"]
-    parts = urlsplit(svc.url)
+    auth = svc.headers()
     rng = random.Random(7)
     slow_readers = []
 
     def cycles(count: int) -> None:
         for cycle in range(count):
-            sock = socket.create_connection((parts.hostname, parts.port))
-            job = jobs[cycle % len(jobs)]
-            sock.sendall(f"GET /api/v1/sse/jobs/character/{job['jobId']} HTTP/1.1\r\nHost: x\r\n"
-                         f"Authorization: {auth}\r\n\r\n".encode())
+            sock = raw_stream(svc.url, f"/api/v1/sse/jobs/character/{jobs[cycle % len(jobs)]['jobId']}", auth)
             style = rng.random()
             if style < 0.4:
                 sock.close()  # gone before reading anything

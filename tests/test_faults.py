@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import redis
 
 from jobapp import keys
-from tests.sse_client import queue_character, read_stream
+from tests.sse_client import queue_character, raw_stream, read_stream, read_until
 from tests.support import WebServer
 from tests.test_hub import metric
 
@@ -66,17 +64,9 @@ def test_a_job_that_raises_fails_with_a_short_reason_and_logs_the_traceback(live
 def test_sigterm_ends_open_streams_with_a_retry_hint_and_nothing_is_lost(service):
     svc = service(workers=0, GUNICORN_GRACEFUL_TIMEOUT="10")
     jobs = [queue_character(svc.url, svc.headers()) for _ in range(3)]
-    parts = urlsplit(svc.url)
-    socks = []
-    for job in jobs:
-        sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        sock.sendall(f"GET {path(job)} HTTP/1.1\r\nHost: x\r\nAuthorization: {svc.headers()['Authorization']}\r\n\r\n".encode())
-        received = b""
-        while b"data: " not in received:
-            data = sock.recv(65536)
-            assert data, f"stream closed early: {received!r}"
-            received += data
-        socks.append(sock)
+    socks = [raw_stream(svc.url, path(job), svc.headers(), timeout=10) for job in jobs]
+    for sock in socks:
+        read_until(sock, b"data: ")
     started = time.monotonic()
     svc.web.send(signal.SIGTERM)
     for sock in socks:

@@ -7,11 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
 
 import httpx
 
-from tests.sse_client import queue_character
+from tests.sse_client import queue_character, raw_stream, read_until
 from tests.support import ROOT
 
 
@@ -36,20 +35,10 @@ def metric(base: str, name: str) -> float:
 
 def test_vanished_clients_leave_no_streams_or_registrations(idle):
     jobs = [queue_character(idle.url, idle.headers()) for _ in range(5)]
-    parts = urlsplit(idle.url)
-    sockets = []
-    for i in range(60):
-        job = jobs[i % len(jobs)]
-        sock = socket.create_connection((parts.hostname, parts.port))
-        sock.sendall(f"GET /api/v1/sse/jobs/character/{job['jobId']} HTTP/1.1\r\nHost: x\r\n"
-                     f"Authorization: {idle.headers()['Authorization']}\r\n\r\n".encode())
-        sockets.append(sock)
+    sockets = [raw_stream(idle.url, f"/api/v1/sse/jobs/character/{jobs[i % len(jobs)]['jobId']}", idle.headers())
+               for i in range(60)]
     for sock in sockets:
-        received = b""
-        while b"data: " not in received:
-            data = sock.recv(65536)
-            assert data, f"stream closed early: {received!r}"
-            received += data
+        read_until(sock, b"data: ")
     assert metric(idle.url, "jobapp_open_streams") == 60
     assert metric(idle.url, "jobapp_hub_watched_jobs") == 5
     for sock in sockets[:30]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from urllib.parse import urlsplit
 
 import httpx
 
-from tests.sse_client import queue_character
+from tests.sse_client import queue_character, raw_stream
 from tests.support import WebServer, make_token
 
 BODY = {"name": "Aria", "age": 3}
@@ -31,10 +30,7 @@ def test_queue_rate_limit_is_per_user_and_shared_by_web_processes(service):
 
 
 def open_stream(url: str, job: dict, headers: dict) -> tuple[socket.socket, bytes]:
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall(f"GET /api/v1/sse/jobs/character/{job['jobId']} HTTP/1.1\r\nHost: x\r\n"
-                 f"Authorization: {headers['Authorization']}\r\n\r\n".encode())
+    sock = raw_stream(url, f"/api/v1/sse/jobs/character/{job['jobId']}", headers, timeout=10)
     head = sock.recv(65536)
     return sock, head
 
