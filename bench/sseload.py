@@ -53,6 +53,17 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def read_head(sock: socket.socket, buf: bytes, eof: str) -> tuple[bytes, bytes]:
+    """Read an HTTP response head; return it and what followed. A closed socket fails with ``eof``."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise Failed(eof)
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
 def emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -151,13 +162,7 @@ class StreamLoad:
                 if a.token:
                     request += f"Authorization: Bearer {a.token}\r\n"
                 sock.sendall((request + "\r\n").encode())
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    data = sock.recv(65536)
-                    if not data:
-                        raise Failed("eof-before-headers")
-                    buf += data
-                head, _, rest = buf.partition(b"\r\n\r\n")
+                head, rest = read_head(sock, b"", "eof-before-headers")
                 status = int(head.split(b" ", 2)[1])
                 if status != 200:
                     raise Failed(f"status-{status}")
@@ -376,12 +381,7 @@ class EnqueueLoad:
 
     @staticmethod
     def response(sock: socket.socket, buf: bytes) -> tuple[int, bytes, bool, bytes]:
-        while b"\r\n\r\n" not in buf:
-            data = sock.recv(65536)
-            if not data:
-                raise Failed("eof")
-            buf += data
-        head, _, rest = buf.partition(b"\r\n\r\n")
+        head, rest = read_head(sock, buf, "eof")
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
         length = 0
