@@ -51,6 +51,10 @@ class Config:
     JOB_STEP_SECONDS: float = 0.5  # demo jobs' pacing: seconds per step
     WORKER_HEARTBEAT_SECONDS: int = 10  # a worker running a job heartbeats this often
     DEAD_WORKER_SECONDS: float = 40.0  # a running job with no heartbeat this long is failed as "worker died"
+    JOB_LOG_MAX_LINES: int = 1000  # a job's user-facing log keeps its newest lines; older ones are dropped
+    JOB_LOG_MAX_LINE_CHARS: int = 2000  # longer log lines are cut to this many characters
+    POSITION_INTERVAL_SECONDS: float = 1.0  # how often streams' places in line are recomputed (per process)
+    MAX_SCHEDULE_SECONDS: int = 7 * 86400  # runAt / delaySeconds may lie at most this far ahead
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
     RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
@@ -90,7 +94,8 @@ class Config:
             raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         for name in ("SSE_HEARTBEAT_SECONDS", "SSE_MAX_STREAM_SECONDS", "POLL_INTERVAL_SECONDS",
                      "HUB_POLL_SECONDS", "JOB_TIMEOUT", "WORKER_HEARTBEAT_SECONDS", "DEAD_WORKER_SECONDS",
-                     "JOB_RESULT_TTL", "STREAM_TOKEN_TTL"):
+                     "JOB_RESULT_TTL", "STREAM_TOKEN_TTL", "JOB_LOG_MAX_LINES", "JOB_LOG_MAX_LINE_CHARS",
+                     "POSITION_INTERVAL_SECONDS", "MAX_SCHEDULE_SECONDS"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 

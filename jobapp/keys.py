@@ -12,6 +12,9 @@ CHANGES_CHANNEL = f"{PREFIX}:changes"
 #: Pub/sub channel announcing each newly queued job as "<user id> <job id>" (for per-user streams).
 NEW_JOBS_CHANNEL = f"{PREFIX}:new-jobs"
 
+#: Pub/sub channel on which "<job id> <line id>" is published after lines are appended to a job's log.
+LOG_CHANNEL = f"{PREFIX}:log-lines"
+
 #: Held by the one web process that checks for jobs whose worker died.
 REAPER_LOCK = f"{PREFIX}:reaper-lock"
 
@@ -19,6 +22,16 @@ REAPER_LOCK = f"{PREFIX}:reaper-lock"
 def job_state(job_id: str) -> str:
     """The job's latest contract payload (JSON), as recorded by the statestore."""
     return f"{PREFIX}:state:{job_id}"
+
+
+def job_log(job_id: str) -> str:
+    """The job's user-facing log lines (sorted set: "<seq>:<line>" scored by the line's event id)."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def job_log_head(job_id: str) -> str:
+    """The job's log counters (hash: ``seq`` lines written, ``u`` last line's id, ``dropped`` by the cap)."""
+    return f"{PREFIX}:log-head:{job_id}"
 
 
 def user_jobs(user_id: str) -> str:

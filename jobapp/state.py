@@ -25,7 +25,9 @@ _STATUS_MAP = {
 }
 
 #: Fields of the event payload that describe the job; ``updatedAt`` is stamped when recorded.
-CONTENT_FIELDS = ("status", "progress", "stage", "message", "result", "failedReason")
+#: ``position`` is not among them: it is not recorded, the watcher adds it (see ``positions``).
+CONTENT_FIELDS = ("status", "progress", "stage", "message", "result", "failedReason",
+                  "attempt", "maxAttempts", "scheduledFor", "waitingFor")
 
 
 def contract_status(rq_status: Optional[str]) -> str:
@@ -55,7 +57,9 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
     the job object does). ``updatedAt`` is left to the statestore, which keeps it increasing.
     """
     meta = job.meta or {}
-    status = status or contract_status(job.get_status(refresh=False))
+    rq_status = job.get_status(refresh=False)
+    rq_status = getattr(rq_status, "value", rq_status)
+    status = status or contract_status(rq_status)
     progress = int(meta.get("progress") or 0)
     result = None
     if status == COMPLETED:
@@ -73,7 +77,42 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
         "updatedAt": None,
         "result": result,
         "failedReason": (meta.get("failedReason") or "Job failed") if status == FAILED else None,
+        **attempts(job),
+        "position": None,
+        "scheduledFor": _int(meta.get("scheduledFor")) if status == PENDING and rq_status == "scheduled" else None,
+        "waitingFor": (list(meta.get("waitingFor") or []) or None) if status == PENDING and rq_status == "deferred" else None,
     }
+
+
+def _int(value: Any) -> Optional[int]:
+    return int(value) if value is not None else None
+
+
+def attempts(job: Job) -> dict[str, int]:
+    """``attempt`` (1-based) and ``maxAttempts`` from RQ's own counter: ``retries_left`` counts down.
+
+    ``maxAttempts`` is put in meta at enqueue (1 + the type's retries). While a retry waits, RQ
+    has already counted it, so the job shows the attempt it will make next.
+    """
+    most = max(1, int((job.meta or {}).get("maxAttempts") or 1))
+    left = job.retries_left
+    attempt = most - int(left) if left is not None and most > 1 else 1
+    return {"attempt": min(most, max(1, attempt)), "maxAttempts": most}
+
+
+def in_queue(event: dict[str, Any], now_ms: Optional[int] = None) -> bool:
+    """Whether a recorded state may be a job waiting in its queue (so it has a place in line)."""
+    if event["status"] != PENDING or event.get("waitingFor"):
+        return False
+    due = event.get("scheduledFor")
+    return due is None or due <= (now_ms if now_ms is not None else epoch_ms())
+
+
+def with_position(event: dict[str, Any], position: Optional[int]) -> dict[str, Any]:
+    """``event`` with its place in line (only a pending job waiting in its queue has one)."""
+    if position is None or not in_queue(event):
+        return event
+    return {**event, "position": position, "scheduledFor": None}
 
 
 def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -15,15 +15,20 @@ import redis
 from redis.client import Pipeline
 from rq.job import Job
 
-from . import jobstats, keys, state
+from . import jobstats, joblog, keys, state
 
 
 class StoredState(dict):
-    """``{"owner": str, "event": payload}`` as stored."""
+    """``{"owner": str, "queue": str, "event": payload}`` as stored."""
 
     @property
     def owner(self) -> str:
         return self["owner"]
+
+    @property
+    def queue(self) -> str:
+        """The RQ queue the job runs on (older records: its job type, which was the queue name)."""
+        return self.get("queue") or self["event"]["jobType"]
 
     @property
     def event(self) -> dict[str, Any]:
@@ -46,8 +51,10 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
            pipeline: Optional[Pipeline] = None) -> Optional[dict[str, Any]]:
     """Record ``job``'s current state if it changed, and publish its id.
 
-    Rules kept here for every writer: progress never decreases, a finished state is final,
-    an unchanged state is not written again, ``updatedAt`` strictly increases.
+    Rules kept here for every writer: progress never decreases within an attempt (a new attempt
+    starts again from its own progress), a finished state is final, an unchanged state is not
+    written again, ``updatedAt`` strictly increases and stays above the job's last log line's id
+    (see ``joblog``: states and lines share one order).
     Returns the event now stored. With ``pipeline`` (a new job being queued) the first state is
     written inside the caller's transaction.
     """
@@ -56,25 +63,27 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
     owner = job.meta["owner"]
     if pipeline is not None:
         new["updatedAt"] = state.epoch_ms()
-        _write(pipeline, key, owner, new, _ttl(job, new["status"]), job.id)
+        _write(pipeline, key, owner, job.origin, new, _ttl(job, new["status"]), job.id)
         return new
     with connection.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(key)
+                pipe.watch(key, keys.job_log_head(job.id))
                 previous = decode(pipe.get(key))
+                above_lines = joblog.last_line_id(pipe, job.id) // 1000 + 1
                 if previous is not None:
                     old = previous.event
                     if state.is_terminal(old["status"]):
                         return old
-                    new["progress"] = max(new["progress"], old["progress"] or 0)
+                    if new.get("attempt", 1) == old.get("attempt", 1):
+                        new["progress"] = max(new["progress"], old["progress"] or 0)
                     if state.same_content(old, new):
                         return old
-                    new["updatedAt"] = max(state.epoch_ms(), old["updatedAt"] + 1)
+                    new["updatedAt"] = max(state.epoch_ms(), old["updatedAt"] + 1, above_lines)
                 else:
-                    new["updatedAt"] = state.epoch_ms()
+                    new["updatedAt"] = max(state.epoch_ms(), above_lines)
                 pipe.multi()
-                _write(pipe, key, owner, new, _ttl(job, new["status"]), job.id)
+                _write(pipe, key, owner, job.origin, new, _ttl(job, new["status"]), job.id)
                 if state.is_terminal(new["status"]):
                     jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
                 pipe.execute()
@@ -90,8 +99,9 @@ def _run_seconds(job: Job) -> Optional[float]:
     return max(0.0, (state.epoch_ms(job.ended_at) - state.epoch_ms(job.started_at)) / 1000)
 
 
-def _write(pipe: Pipeline, key: str, owner: str, event: dict, ttl: Optional[int], job_id: str) -> None:
-    pipe.set(key, json.dumps({"owner": owner, "event": event}, separators=(",", ":")), ex=ttl)
+def _write(pipe: Pipeline, key: str, owner: str, queue: str, event: dict, ttl: Optional[int], job_id: str) -> None:
+    pipe.set(key, json.dumps({"owner": owner, "queue": queue, "event": event}, separators=(",", ":")), ex=ttl)
+    joblog.expire(pipe, job_id, ttl)
     pipe.publish(keys.CHANGES_CHANNEL, job_id)
 
 

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Optional
 
 import redis
 
-from . import lifecycle, metrics, sse, state, statestore
+from . import joblog, lifecycle, metrics, positions, sse, state, statestore
 from .watch import Watcher
 
 
@@ -37,10 +37,22 @@ class StreamSettings:
     close_on_terminal: bool  # a single-job stream ends after its terminal event
 
 
+#: A stream reads new log lines at most this often, so a burst of lines goes out as a few events.
+LOG_BATCH_SECONDS = 0.1
+
+
 def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
            last_event_id: Optional[int], settings: StreamSettings,
            follow_user: Optional[str] = None) -> Iterator[str]:
-    """The stream of ``job_ids`` (and, with ``follow_user``, of every job that user queues meanwhile)."""
+    """The stream of ``job_ids`` (and, with ``follow_user``, of every job that user queues meanwhile).
+
+    Ids follow the scheme in ``joblog``'s docstring: a state goes out under ``updatedAt * 1000`` and
+    a ``job_log`` event under its last line's id, in the order they were written (a job's lines
+    below a state's id are always sent before that state); anything else (a replay on reconnect,
+    a new place in line) takes the next odd id. A client's ``Last-Event-ID`` then says which lines
+    it has: the ones with ids up to it. ``job_update`` events keep their rules (one per change,
+    a finished state is the last of its job).
+    """
     subscription = watcher.subscribe(job_ids)
     if follow_user is not None:
         subscription.follow_user(follow_user)
@@ -48,23 +60,75 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
     metrics.OPEN_STREAMS.inc()
     try:
         yield sse.retry(settings.retry_ms)
-        sent: dict[str, tuple[str, int]] = {}  # job id -> (status, updatedAt) last sent
-        last_id = last_event_id or 0
+        resume = last_event_id or 0
+        last_id = resume
+        sent: dict[str, dict] = {}  # job id -> last job_update sent
+        lines_to: dict[str, int] = {}  # job id -> id of the last log line the client has
+        held: dict[str, dict] = {}  # job id -> state to send once the lines before it are out
+        last_log_read = 0.0
 
-        def frame(event: dict) -> str:
+        def frame(natural: int, data: dict) -> str:
             nonlocal last_id
-            last_id = max(event_id(event), last_id + 1)
-            sent[event["jobId"]] = (event["status"], event["updatedAt"])
+            if natural > last_id:
+                last_id = natural
+            else:  # not tied to a write: the next odd id, which no log line ever has
+                last_id += 1 if last_id % 2 == 0 else 2
             metrics.EVENTS_SENT.inc()
-            return sse.event(last_id, event)
+            return sse.event(last_id, data)
+
+        def wanted(event: dict) -> bool:
+            previous = sent.get(event["jobId"])
+            if previous is None:
+                return True
+            if event.get("position") is None and previous.get("position") is not None:
+                event = {**event, "position": previous["position"], "scheduledFor": previous.get("scheduledFor")}
+            return not (state.is_terminal(previous["status"]) or event == previous
+                        or event["updatedAt"] < previous["updatedAt"])
+
+        def lines_behind(ids: Iterable[str]) -> list[str]:
+            return [i for i in ids if subscription.log_head(i) > lines_to.get(i, resume)]
+
+        def flush(read_logs_of: Iterable[str]) -> list[str]:
+            """Frames for the held states and the new lines of ``read_logs_of``, in id order."""
+            nonlocal last_log_read
+            heads = {i: subscription.log_head(i) for i in read_logs_of}
+            chunks = joblog.read_after(connection, {i: lines_to.get(i, resume) for i in read_logs_of})
+            last_log_read = time.monotonic()
+            for job_id, head in heads.items():  # nothing to read up to the head (lines dropped meanwhile)
+                if job_id not in chunks:
+                    lines_to[job_id] = max(lines_to.get(job_id, resume), head)
+            items: list[tuple[float, int, dict]] = []  # (order, natural id, payload)
+            for job_id in set(held) | set(chunks):
+                event, chunk = held.get(job_id), chunks.get(job_id)
+                natural = event_id(event) if event is not None else 0
+                if event is not None and chunk is not None:
+                    before, chunk = chunk.split(natural)
+                    if before is not None:
+                        items.append((before.last_id, before.last_id, before))
+                    if before is None or before.complete:  # else more lines below the state are unread
+                        items.append((natural if natural > last_id else float("inf"), natural, held.pop(job_id)))
+                elif event is not None:
+                    items.append((natural if natural > last_id else float("inf"), natural, held.pop(job_id)))
+                if chunk is not None:
+                    items.append((chunk.last_id, chunk.last_id, chunk))
+            out = []
+            for _, natural, item in sorted(items, key=lambda x: x[0]):
+                if isinstance(item, joblog.Chunk):
+                    lines_to[item.job_id] = item.last_id
+                    out.append(frame(natural, item.event()))
+                else:
+                    sent[item["jobId"]] = item
+                    out.append(frame(natural, item))
+            return out
 
         def finished() -> bool:
-            return settings.close_on_terminal and bool(sent) and all(
-                state.is_terminal(status) for status, _ in sent.values())
+            return settings.close_on_terminal and bool(sent) and not held and all(
+                state.is_terminal(event["status"]) for event in sent.values())
 
-        # Read after subscribing, so no change falls between the read and the watch.
-        for stored in statestore.read_many(connection, subscription.job_ids).values():
-            yield frame(stored.event)
+        # Read after subscribing, so no change falls between the read and the watch; lines after states.
+        initial = positions.add_to(connection, statestore.read_many(connection, subscription.job_ids))
+        held.update(initial)
+        yield from flush(list(subscription.job_ids))
         last_write = time.monotonic()
         while not finished():
             now = time.monotonic()
@@ -78,13 +142,22 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 yield sse.comment()
                 last_write = now
                 continue
-            changed = subscription.wait(min(quiet, settings.deadline - now))
+            busy = bool(held) or bool(lines_behind(subscription.job_ids))
+            changed = subscription.wait(0 if busy else min(quiet, settings.deadline - now))
             for job_id, stored in changed.items():
-                previous = sent.get(job_id)
-                if previous is not None and (state.is_terminal(previous[0])
-                                             or stored.event["updatedAt"] <= previous[1]):
-                    continue
-                yield frame(stored.event)
+                if wanted(stored.event):
+                    held[job_id] = stored.event
+            behind = lines_behind(subscription.job_ids)
+            if not held and not behind:
+                continue
+            if behind:
+                gap = LOG_BATCH_SECONDS - (time.monotonic() - last_log_read)
+                if gap > 0:
+                    time.sleep(gap)  # let a burst of lines gather into one event
+            frames = flush(behind)
+            for text in frames:
+                yield text
+            if frames:
                 last_write = time.monotonic()
     finally:
         subscription.close()

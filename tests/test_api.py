@@ -65,8 +65,10 @@ def test_snapshot_has_the_event_payload_and_a_fresh_stream_url(client, auth):
     assert response.status_code == 200
     data = response.get_json()["data"]
     assert set(data) == {"type", "jobId", "jobType", "status", "progress", "stage", "message", "updatedAt",
-                         "result", "failedReason", "streamUrl", "statusUrl"}
+                         "result", "failedReason", "streamUrl", "statusUrl",
+                         "attempt", "maxAttempts", "position", "scheduledFor", "waitingFor"}  # contract 1.1
     assert data["type"] == "job_update" and data["status"] == "pending" and data["progress"] == 0
+    assert data["position"] >= 1 and data["attempt"] == data["maxAttempts"] == 1
     assert isinstance(data["updatedAt"], int) and data["updatedAt"] > 1_700_000_000_000
     assert data["result"] is None and data["failedReason"] is None
 

@@ -12,7 +12,8 @@ from jobapp import keys
 from tests.sse_client import queue_character, raw_chunks, read_stream
 from tests.support import WebServer, make_token
 
-FIELDS = {"type", "jobId", "jobType", "status", "progress", "stage", "message", "updatedAt", "result", "failedReason"}
+FIELDS = {"type", "jobId", "jobType", "status", "progress", "stage", "message", "updatedAt", "result", "failedReason",
+          "attempt", "maxAttempts", "position", "scheduledFor", "waitingFor"}  # the last five from contract 1.1
 
 
 def stream_path(job: dict) -> str:

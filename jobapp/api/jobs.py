@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify, request
 
-from .. import auth, state, userjobs
+from .. import auth, joblog, positions, state, userjobs
 from ..errors import ApiError, not_found
 from ..extensions import redis_client
 from ..jobs import REGISTRY
@@ -46,7 +46,10 @@ def known_type(job_type: str) -> str:
 def snapshot(job_type: str, job_id: str):
     caller = auth.current_caller()
     stored = load(known_type(job_type), job_id, caller.user_id)
-    return jsonify({"data": with_links(stored.event, caller.user_id)})
+    data = with_links(positions.add_to(redis_client.connection, {job_id: stored})[job_id], caller.user_id)
+    if request.args.get("log") in {"1", "true"}:
+        data["log"] = joblog.snapshot(redis_client.connection, job_id)
+    return jsonify({"data": data})
 
 
 @bp.post("/jobs/<job_type>/<job_id>/cancel")

@@ -12,6 +12,7 @@ from typing import Optional
 from rq import get_current_job
 
 from .. import statestore
+from ..joblog import log  # noqa: F401 - progress.log(...) is part of this helper
 from . import settings
 
 

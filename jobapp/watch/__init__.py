@@ -2,7 +2,8 @@
 
 A stream calls ``watcher.subscribe(job_ids)`` and then ``subscription.wait(timeout)`` in a loop;
 each call returns the stored states of the jobs that changed since the last call (empty on
-timeout). Two watchers sit behind it: the per-process hub (default) and the per-stream
+timeout; a pending job's state carries its current ``position``). ``wait`` also returns when a
+watched job's log grew; ``log_head(job_id)`` is then the id of its newest line (see ``joblog``). Two watchers sit behind it: the per-process hub (default) and the per-stream
 poller (the straightforward design, kept as the benchmark's reference).
 """
 
@@ -20,6 +21,7 @@ class Subscription(Protocol):
     job_ids: Iterable[str]
 
     def wait(self, timeout: float) -> dict[str, StoredState]: ...
+    def log_head(self, job_id: str) -> int: ...
     def add(self, job_ids: Iterable[str]) -> None: ...
     def follow_user(self, user_id: str) -> None: ...
     def close(self) -> None: ...
@@ -34,4 +36,4 @@ def make_watcher(config: Config, connection: redis.Redis) -> Watcher:
         from .poll import PollWatcher
         return PollWatcher(connection, config.POLL_INTERVAL_SECONDS)
     from .hub import Hub
-    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS)
+    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS, config.POSITION_INTERVAL_SECONDS)

@@ -5,6 +5,12 @@ published on the changes channel (push), or when the safety-net tick comes round
 fetcher re-reads the watched states in one batched round trip and wakes exactly the streams
 of the jobs that changed. Idle cost is one ``MGET`` per 1,000 watched jobs per tick, whatever
 the number of streams.
+
+Two more things ride on the same listener, at a cost that does not grow with streams either:
+log appends (``keys.LOG_CHANNEL`` carries the new last line id, so the hub knows each watched
+job's log head without reading it and wakes only that job's streams), and places in line: every
+``POSITION_INTERVAL_SECONDS`` one lookup per queue for all watched pending jobs (``positions``),
+waking only the streams whose job moved, so a job's place changes at most once per interval.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import keys, lifecycle, metrics, reaper, statestore
+from .. import keys, lifecycle, metrics, positions, reaper, state, statestore
 from ..statestore import StoredState
 
 log = logging.getLogger("jobapp.hub")
@@ -47,21 +53,28 @@ class HubSubscription:
         self._event.set()
 
     def wait(self, timeout: float) -> dict[str, StoredState]:
-        if not self._changed:
+        if not self._changed and not self._event.is_set():
             self._event.wait(timeout)
         self._event.clear()
         changed, self._changed = self._changed, set()
-        latest = self._hub.latest
-        return {i: statestore.decode(latest[i]) for i in changed if i in latest}
+        return {i: s for i, s in ((i, self._hub.current(i)) for i in changed) if s is not None}
+
+    def log_head(self, job_id: str) -> int:
+        return self._hub.log_heads.get(job_id, 0)
 
     def close(self) -> None:
         self._hub._unregister(self)
 
 
 class Hub:
-    def __init__(self, connection: redis.Redis, poll_seconds: float, dead_worker_seconds: float) -> None:
+    def __init__(self, connection: redis.Redis, poll_seconds: float, dead_worker_seconds: float,
+                 position_seconds: float = 1.0) -> None:
         self._connection = connection
         self._poll_seconds = poll_seconds
+        self._position_seconds = position_seconds
+        self.log_heads: dict[str, int] = {}  # job id -> id of its last log line announced
+        self.positions: dict[str, int] = {}  # job id -> place in line last found
+        self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
         self._dead_worker_seconds = dead_worker_seconds
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
@@ -98,6 +111,9 @@ class Hub:
                 if not subs:
                     del self.watchers[job_id]
                     self.latest.pop(job_id, None)
+                    self.log_heads.pop(job_id, None)
+                    self.positions.pop(job_id, None)
+                    self._queued.pop(job_id, None)
         subscription.job_ids.clear()
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
@@ -107,7 +123,17 @@ class Hub:
         if self._pid == os.getpid() and all(not g.dead for g in self._greenlets):
             return
         self._pid = os.getpid()
-        self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap)]
+        self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap),
+                           gevent.spawn(self._place)]
+
+    def current(self, job_id: str) -> Optional[StoredState]:
+        """The job's latest state as streams see it: as stored, plus its place in line."""
+        raw = self.latest.get(job_id)
+        if raw is None:
+            return None
+        stored = statestore.decode(raw)
+        stored["event"] = state.with_position(stored.event, self.positions.get(job_id))
+        return stored
 
     def wake_all(self) -> None:
         """Wake every stream (the process is stopping; each sees nothing changed and checks why)."""
@@ -121,11 +147,14 @@ class Hub:
         while True:
             pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL)
+                pubsub.subscribe(keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL, keys.LOG_CHANNEL)
                 self._mark_all_dirty()  # anything published while we were not listening
                 backoff = 0.1
                 for message in pubsub.listen():
                     data = message["data"].decode()
+                    if message["channel"] == keys.LOG_CHANNEL.encode():
+                        self._log_appended(data)
+                        continue
                     if message["channel"] == keys.NEW_JOBS_CHANNEL.encode():
                         user_id, _, data = data.rpartition(" ")
                         for subscription in list(self.users.get(user_id, ())):
@@ -139,6 +168,49 @@ class Hub:
                 pubsub.close()
             gevent.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _log_appended(self, data: str) -> None:
+        """``"<job id> <line id>"``: remember the head and wake the job's streams (they read the lines)."""
+        job_id, _, line_id = data.partition(" ")
+        subscriptions = self.watchers.get(job_id)
+        if not subscriptions or not line_id.isdigit():
+            return
+        self.log_heads[job_id] = max(self.log_heads.get(job_id, 0), int(line_id))
+        for subscription in list(subscriptions):
+            subscription.wake()
+
+    def _place(self) -> None:
+        """Every interval: one lookup per queue for every watched job that may wait in it."""
+        while True:
+            gevent.sleep(self._position_seconds)
+            if not self._queued:
+                continue
+            by_queue: dict[str, list[str]] = {}
+            for job_id, queue in self._queued.items():
+                by_queue.setdefault(queue, []).append(job_id)
+            try:
+                found = positions.find(self._connection, by_queue)
+            except redis.RedisError as exc:
+                log.warning("hub: place-in-line lookup failed (%s)", type(exc).__name__)
+                continue
+            for job_id, place in found.items():
+                if job_id in self._queued and self.positions.get(job_id) != place:
+                    self.positions[job_id] = place
+                    for subscription in list(self.watchers.get(job_id, ())):
+                        subscription.notify(job_id)
+
+    def _track_queued(self, job_id: str, raw: bytes) -> None:
+        """Keep ``_queued`` to the watched jobs whose state says they may be waiting in a queue."""
+        if b'"status":"pending"' not in raw:
+            self._queued.pop(job_id, None)
+            self.positions.pop(job_id, None)
+            return
+        stored = statestore.decode(raw)
+        if not stored.event.get("waitingFor"):  # queued, or scheduled (in its queue once due)
+            self._queued[job_id] = stored.queue
+        else:
+            self._queued.pop(job_id, None)
+            self.positions.pop(job_id, None)
 
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.watchers)
@@ -177,5 +249,6 @@ class Hub:
             for job_id, stored in states.items():
                 if job_id in self.watchers and self.latest.get(job_id) != stored:
                     self.latest[job_id] = stored
+                    self._track_queued(job_id, stored)
                     for subscription in list(self.watchers[job_id]):
                         subscription.notify(job_id)

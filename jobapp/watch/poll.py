@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 
 import redis
 
-from .. import keys, lifecycle, statestore
+from .. import joblog, keys, lifecycle, positions, statestore
 from ..statestore import StoredState
 
 
@@ -20,6 +20,7 @@ class PollSubscription:
         self._connection = connection
         self._interval = interval
         self._seen: dict[str, StoredState] = {}
+        self._heads: dict[str, int] = {}
         self.job_ids: list[str] = []
         self._user: Optional[tuple[str, float]] = None
         self.add(job_ids)
@@ -41,11 +42,30 @@ class PollSubscription:
         while True:
             time.sleep(max(0.0, min(self._interval, deadline - time.monotonic())))
             self._new_jobs()
-            current = statestore.read_many(self._connection, self.job_ids)
+            stored = statestore.read_many(self._connection, self.job_ids)
+            events = positions.add_to(self._connection, stored)
+            current = {i: StoredState({**s, "event": events[i]}) for i, s in stored.items()}
             changed = {i: s for i, s in current.items() if self._seen.get(i) != s}
             self._seen.update(changed)
-            if changed or time.monotonic() >= deadline or lifecycle.stopping():
+            grew = self._read_heads()
+            if changed or grew or time.monotonic() >= deadline or lifecycle.stopping():
                 return changed
+
+    def _read_heads(self) -> bool:
+        """Each job's last log line id, read straight (one pipeline per tick)."""
+        with self._connection.pipeline(transaction=False) as pipe:
+            for job_id in self.job_ids:
+                joblog.last_line_id(pipe, job_id)
+            heads = pipe.execute()
+        grew = False
+        for job_id, raw in zip(self.job_ids, heads):
+            head = int(raw) if raw else 0
+            if head > self._heads.get(job_id, 0):
+                self._heads[job_id], grew = head, True
+        return grew
+
+    def log_head(self, job_id: str) -> int:
+        return self._heads.get(job_id, 0)
 
     def close(self) -> None:
         self.job_ids = []
