@@ -8,4 +8,4 @@ from jobapp.worker import build_worker
 
 if __name__ == "__main__":
     logs.configure()
-    build_worker(Config.from_env(), sys.argv[1:] or None).work(with_scheduler=False)
+    build_worker(Config.from_env(), sys.argv[1:] or None).work(with_scheduler=True)

@@ -87,6 +87,9 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
                 if state.is_terminal(new["status"]):
                     jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
                 pipe.execute()
+                if state.is_terminal(new["status"]):
+                    from . import dependencies  # it records the dependents through this module
+                    dependencies.settle(connection, job, new)
                 return new
             except redis.WatchError:
                 continue

@@ -13,7 +13,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from . import statestore
+from . import retries, statestore
 from .config import Config
 from .extensions import SERIALIZER, connect
 from .jobs import QUEUE_NAMES, JobFailed
@@ -71,6 +71,7 @@ class JobappWorker(Worker):
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
         job.get_meta(refresh=True)  # this may run in the parent, whose copy of meta is stale
         job.get_status(refresh=True)
+        retries.prepare_next_attempt(self.connection, job)  # RQ queued it again: progress restarts
         statestore.record(self.connection, job)
 
 

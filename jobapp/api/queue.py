@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from .. import auth
+from .. import auth, queueopts
 from ..errors import ApiError
 from ..extensions import limiter
 from ..jobs import REGISTRY, JobType
@@ -36,8 +36,10 @@ def _validate(job_type: JobType, body: dict) -> dict:
 def _queue_view(job_type: JobType):
     def view():
         caller = auth.current_caller()
-        params = _validate(job_type, _json_body())
-        event = enqueue(job_type, params, caller.user_id, current_app.config["JOBAPP"])
+        config = current_app.config["JOBAPP"]
+        params, options = queueopts.split(_json_body(), config.MAX_SCHEDULE_SECONDS)
+        params = _validate(job_type, params)
+        event = enqueue(job_type, params, caller.user_id, config, options)
         data = with_links(event, caller.user_id)
         return jsonify({"data": {"jobId": data["jobId"], "type": job_type.name, "status": data["status"],
                                  "streamUrl": data["streamUrl"], "statusUrl": data["statusUrl"]}}), 202

@@ -11,10 +11,11 @@ from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from .. import state, statestore, userjobs
+from .. import dependencies, queueopts, state, statestore, userjobs
 from ..config import Config
 from ..errors import ApiError, not_found
 from ..extensions import SERIALIZER, redis_client
+from ..queueopts import QueueOptions
 from ..statestore import StoredState
 from . import JobType
 
@@ -25,21 +26,32 @@ def valid_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.match(job_id))
 
 
-def enqueue(job_type: JobType, params: dict, owner: str, config: Config) -> dict:
+def enqueue(job_type: JobType, params: dict, owner: str, config: Config,
+            options: Optional[QueueOptions] = None) -> dict:
     """Queue a job and record its first state in one transaction: all of it, or none of it."""
     connection = redis_client.connection
     queue = redis_client.queue(job_type.name)
-    with connection.pipeline() as pipe:
-        job = queue.enqueue_call(
-            job_type.func, args=(owner, params), job_id=str(uuid.uuid4()),
-            meta={"owner": owner, "jobType": job_type.name, "progress": 0},
-            description=f"{job_type.describe(params)} for user {owner}",
-            timeout=config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL, failure_ttl=config.JOB_RESULT_TTL,
-            pipeline=pipe,
-        )
-        event = statestore.record(connection, job, pipeline=pipe)
-        userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
-        pipe.execute()
+    options = options or QueueOptions()
+    depends = dependencies.check(connection, owner, options.depends_on)
+    meta = {"owner": owner, "jobType": job_type.name, "progress": 0, "maxAttempts": 1,
+            "waitingFor": dependencies.waiting_for(depends)}
+    job_id = str(uuid.uuid4())
+    while True:
+        with connection.pipeline() as pipe:
+            try:
+                job = queueopts.submit(
+                    queue, options, job_type.func, args=(owner, params), job_id=job_id, meta=meta,
+                    description=f"{job_type.describe(params)} for user {owner}", timeout=config.JOB_TIMEOUT,
+                    result_ttl=config.JOB_RESULT_TTL, failure_ttl=config.JOB_RESULT_TTL, retry=None, pipeline=pipe,
+                )
+                event = statestore.record(connection, job, pipeline=pipe)
+                userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
+                pipe.execute()
+                break
+            except redis.WatchError:  # a dependency changed while RQ checked it: check again
+                continue
+    if options.depends_on:
+        event = dependencies.after_enqueue(connection, job, owner, options.depends_on) or event
     return event
 
 
