@@ -5,7 +5,8 @@ HTML page that renders it in plain JavaScript (nothing is fetched from anywhere 
 document is embedded in the page). Neither needs a token.
 
 The document is built, not hand-copied: request bodies come from the pydantic models of
-``jobs/schemas.py`` (``model_json_schema()``), job types and queue routes from the job registry,
+each job type's schema (``model_json_schema()``), job types and queue routes from the job registry
+(read when the document is built, after ``JOBAPP_JOBS`` is loaded),
 limits from the app's settings. ``tests/test_openapi.py`` keeps the rest true: every rule of the
 app's URL map is documented with its methods and nothing else is, the document validates as
 OpenAPI, and schemathesis checks the running API against it.
@@ -21,7 +22,7 @@ from typing import Any, Optional
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from .jobs import REGISTRY
+from .registry import REGISTRY
 from .state import ACTIVE, CANCELED, COMPLETED, FAILED, PENDING
 
 API_PREFIX = "/api/v1"
@@ -100,10 +101,10 @@ def _event_properties() -> dict[str, dict]:
 
 def _link_properties() -> dict[str, dict]:
     return {
-        "streamUrl": {"type": "string", "pattern": r"^/api/v1/sse/jobs/[a-z]+/[0-9a-f-]+\?token=[A-Za-z0-9_.-]+$",
+        "streamUrl": {"type": "string", "pattern": r"^/api/v1/sse/jobs/[a-z][a-z0-9_-]*/[0-9a-f-]+\?token=[A-Za-z0-9_.-]+$",
                       "description": "The job's event stream with a fresh read-only stream token in `?token=`; "
                                      "open it with `EventSource` as it is."},
-        "statusUrl": {"type": "string", "pattern": r"^/api/v1/jobs/[a-z]+/[0-9a-f-]+$",
+        "statusUrl": {"type": "string", "pattern": r"^/api/v1/jobs/[a-z][a-z0-9_-]*/[0-9a-f-]+$",
                       "description": "The job's snapshot (the fallback for clients without SSE)."},
     }
 
@@ -213,6 +214,16 @@ def _schemas() -> dict[str, dict]:
                 "stats": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "backstory": {"type": "string"},
                 "createdAt": {"type": "integer", "description": "Epoch milliseconds."},
+            },
+        },
+        "JobTypeInfo": {
+            "type": "object", "required": ["name", "route", "queueUrl", "maxAttempts", "schema"],
+            "properties": {
+                "name": {"type": "string", "description": "The job type (`jobType` of its events)."},
+                "route": {"type": "string"},
+                "queueUrl": {"type": "string", "description": "`POST` a body here to queue one."},
+                "maxAttempts": {"type": "integer", "minimum": 1},
+                "schema": {"type": "object", "description": "JSON Schema of the request body."},
             },
         },
         "Health": {
@@ -450,30 +461,43 @@ def _paths() -> dict[str, dict]:
             },
         },
     }
-    paths[f"{API_PREFIX}/characters/{{character_id}}"] = {
+    if "character" in REGISTRY:  # the demo's own route (jobapp.demo exports it)
+        paths[f"{API_PREFIX}/characters/{{character_id}}"] = {
+            "get": {
+                "tags": ["results"], "operationId": "get_character", "summary": "A character a job made",
+                "description": "The profile a completed `character` job made (its `result.characterId`), to its "
+                               "owner only.",
+                "security": BEARER,
+                "parameters": [_path("character_id", {"type": "string"},
+                                     "`result.characterId` of a `character` job.")],
+                "responses": {"200": _json(_data(_ref("Character")), "The character."),
+                              **_errors(401, 404, 405, 503)},
+            },
+        }
+    paths[f"{API_PREFIX}/files/{{file_id}}"] = {
         "get": {
-            "tags": ["results"], "operationId": "get_character", "summary": "A character a job made",
-            "description": "The profile a completed `character` job made (its `result.characterId`), to its owner "
-                           "only.",
+            "tags": ["results"], "operationId": "get_file", "summary": "A file a job stored as its result",
+            "description": "A file a job stored with `store_file` (its result's `url`), to its owner only, for "
+                           "`ARTIFACT_TTL` (default 7 days). The `media` job's PNG, WAV or GIF is one.",
             "security": BEARER,
-            "parameters": [_path("character_id", {"type": "string"}, "`result.characterId` of a `character` job.")],
-            "responses": {"200": _json(_data(_ref("Character")), "The character."), **_errors(401, 404, 405, 503)},
-        },
-    }
-    paths[f"{API_PREFIX}/media/{{media_id}}"] = {
-        "get": {
-            "tags": ["results"], "operationId": "get_media", "summary": "A media file a job made",
-            "description": "The file a completed `media` job rendered (its `result.mediaId`), to its owner only: "
-                           "`image/png` for `image`, `audio/wav` for `audio`, `image/gif` for `video`.",
-            "security": BEARER,
-            "parameters": [_path("media_id", {"type": "string"}, "`result.mediaId` of a `media` job.")],
+            "parameters": [_path("file_id", {"type": "string"}, "The last part of the result's `url`.")],
             "responses": {
-                "200": {"description": "The file.",
+                "200": {"description": "The file, with the content type the job gave it.",
                         "headers": {"Cache-Control": {"schema": {"type": "string"},
                                                       "description": "`private, max-age=3600`."}},
-                        "content": {"image/png": {}, "audio/wav": {}, "image/gif": {}}},
+                        "content": {"*/*": {}}},
                 **_errors(401, 404, 405, 503),
             },
+        },
+    }
+    paths[f"{API_PREFIX}/job-types"] = {
+        "get": {
+            "tags": ["jobs"], "operationId": "list_job_types", "summary": "The job types you can queue",
+            "description": "Every registered job type: its name, its queue route and the JSON Schema of its "
+                           "request body (what the live page builds its forms from).",
+            "security": BEARER,
+            "responses": {"200": _json(_data({"type": "array", "items": _ref("JobTypeInfo")}), "The job types."),
+                          **_errors(401, 405)},
         },
     }
     paths["/healthz"] = {"get": {

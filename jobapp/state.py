@@ -56,7 +56,7 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
     """
     meta = job.meta or {}
     status = status or contract_status(job.get_status(refresh=False))
-    progress = int(meta.get("progress") or 0)
+    progress = percent(meta.get("progress"))
     result = None
     if status == COMPLETED:
         progress = 100
@@ -74,6 +74,14 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
         "result": result,
         "failedReason": (meta.get("failedReason") or "Job failed") if status == FAILED else None,
     }
+
+
+def percent(value: Any) -> int:
+    """A job's own ``meta["progress"]`` as the contract's integer 0..100 (RQ code may save 42.5 or "42")."""
+    try:
+        return min(100, max(0, int(float(value or 0))))
+    except (TypeError, ValueError):
+        return 0
 
 
 def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -35,7 +35,10 @@ from schemathesis.specs.openapi.checks import allow_header_conformance, ignored_
 from jobapp import create_app, openapi
 from jobapp.config import Config
 from jobapp.devredis import free_port
-from jobapp.jobs import REGISTRY
+from jobapp import registry
+from jobapp.registry import REGISTRY
+
+registry.load(["jobapp.demo"])  # the document below is built at import, from the default job types
 
 from .support import SECRET, make_token
 
@@ -378,7 +381,7 @@ def test_redis_unreachable_answers_conform(redis_server):
     call(schema, "GET", "/api/v1/sse/jobs/{job_type}/{job_id}", 503, headers=bearer(), path_parameters=ids)
     call(schema, "GET", "/api/v1/characters/{character_id}", 503, headers=bearer(),
          path_parameters={"character_id": "0" * 32})
-    call(schema, "GET", "/api/v1/media/{media_id}", 503, headers=bearer(), path_parameters={"media_id": "0" * 32})
+    call(schema, "GET", "/api/v1/files/{file_id}", 503, headers=bearer(), path_parameters={"file_id": "0" * 32})
     call(schema, "GET", "/api/v1/jobs", 503, headers=bearer())
     call(schema, "GET", MANY_PATH, 503, headers=bearer())
 
@@ -418,8 +421,9 @@ def test_finished_jobs_and_their_results_conform_over_http(live):
          path_parameters={"character_id": character_id})
     for kind, content_type in (("image", "image/png"), ("audio", "audio/wav"), ("video", "image/gif")):
         made = finished("media", "media", {"characterId": character_id, "kind": kind})
-        response = call(schema, "GET", "/api/v1/media/{media_id}", 200, headers=headers,
-                        path_parameters={"media_id": made["result"]["mediaId"]})
+        assert made["result"]["url"] == f"/api/v1/files/{made['result']['mediaId']}"
+        response = call(schema, "GET", "/api/v1/files/{file_id}", 200, headers=headers,
+                        path_parameters={"file_id": made["result"]["mediaId"]})
         assert response.headers["content-type"][0].split(";")[0] == content_type
     listed = call(schema, "GET", "/api/v1/jobs", 200, headers=headers).json()["data"]
     assert [job["status"] for job in listed] == ["completed"] * 4
