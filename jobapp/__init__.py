@@ -1,17 +1,64 @@
-"""jobapp: queue slow work on RQ and stream its progress to browsers over Server-Sent Events."""
+"""jobapp: queue slow work on RQ and stream its progress to browsers over Server-Sent Events.
+
+The public surface a team's own code uses is exactly what this module exports:
+
+- ``job_type``: register a function as a job type (``JOBAPP_JOBS`` lists the modules that do);
+- ``progress``: ``progress.report(pct, stage, message)`` and ``progress.track(iterable)`` inside a job
+  (RQ's own ``job.meta[...] = ...; job.save_meta()`` streams as well);
+- ``store_file``: keep a file a job made, owner-only, and get the URL to put in its result;
+- ``enqueue``: queue a job from a view, a script or a cron job, and get its ``streamUrl``;
+- ``JobFailed``: raise it to fail a job with a reason the user sees; ``InvalidParams``: what
+  ``enqueue`` raises for bad params (``.fields``).
+
+Everything else is internal and free to change.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import importlib
+from typing import TYPE_CHECKING, Any, Optional
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from .config import Config
+    from . import progress
+    from .config import Config
+    from .exceptions import InvalidParams, JobFailed, UnknownJobType
+    from .files import store_file
+    from .queueing import enqueue
+    from .registry import job_type
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so ``import jobapp``
+#: stays light: gunicorn imports it for its log formatter before gevent patches the standard library.
+_PUBLIC = {"job_type": ".registry", "enqueue": ".queueing", "store_file": ".files", "JobFailed": ".exceptions",
+           "InvalidParams": ".exceptions", "UnknownJobType": ".exceptions", "progress": None}
+
+__all__ = [*_PUBLIC, "create_app"]
 
 
-def create_app(config: Optional[Config] = None) -> Flask:
-    """Build the web app: settings, extensions, error handlers and blueprints, wired in one place."""
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'jobapp' has no attribute {name!r}")
+    module = _PUBLIC[name]
+    value = importlib.import_module(f"{__name__}.{name}") if module is None else \
+        getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def create_app(config: Optional["Config"] = None) -> "Flask":
+    """Build the web app: job types, settings, extensions, error handlers and blueprints, wired in one place.
+
+    Loads the job types of ``JOBAPP_JOBS`` first; a module that cannot be imported, a clash, or a
+    function RQ could not import raises ``RegistryError`` and nothing starts.
+    """
+    from flask import Flask
+
+    from . import registry
+    from .config import Config
+
     config = config or Config.from_env()
+    registry.load(config.JOBAPP_JOBS)
     app = Flask(__name__)
     app.config.update(config.flask_settings())
     app.config["JOBAPP"] = config

@@ -103,11 +103,11 @@ def job_scope(job_type: str, job_id: str) -> str:
     return f"job:{job_type}:{job_id}"
 
 
-def mint_stream_token(user_id: str, scope: str, ttl_seconds: int) -> str:
-    """A read-only token for one stream, valid for ``ttl_seconds``."""
+def mint_stream_token(user_id: str, scope: str, ttl_seconds: int, secret: Optional[str] = None) -> str:
+    """A read-only token for one stream, valid for ``ttl_seconds`` (``secret``: outside a Flask app)."""
     now = int(time.time())
     claims = {"sub": user_id, "aud": STREAM_AUDIENCE, "scope": scope, "iat": now, "exp": now + int(ttl_seconds)}
-    return pyjwt.encode(claims, current_app.config["JWT_SECRET_KEY"], algorithm=ALGORITHM)
+    return pyjwt.encode(claims, secret or current_app.config["JWT_SECRET_KEY"], algorithm=ALGORITHM)
 
 
 def mint_access_token(user_id: str, ttl_seconds: int = 86400) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Mapping, Optional
 
 #: The secret ``make run`` and the tests use; refused when ``JOBAPP_ENV=production``.
@@ -58,6 +59,7 @@ class Config:
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
     RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
+    JOBAPP_JOBS: list[str] = field(default_factory=lambda: ["jobapp.demo"])  # modules that register job types
     RQ_DASHBOARD_USERNAME: Optional[str] = None
     RQ_DASHBOARD_PASSWORD: Optional[str] = None
 
@@ -88,6 +90,8 @@ class Config:
             raise ConfigError("JWT_SECRET_KEY must be set to a random secret of 32+ characters in production")
         if self.DEAD_WORKER_SECONDS < 2 * self.WORKER_HEARTBEAT_SECONDS:
             raise ConfigError("DEAD_WORKER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS")
+        if not self.JOBAPP_JOBS:
+            raise ConfigError("JOBAPP_JOBS must name at least one module (the default is jobapp.demo)")
         if self.WATCHER not in {"hub", "poll"}:
             raise ConfigError("WATCHER must be 'hub' or 'poll'")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
@@ -122,3 +126,9 @@ def _convert(kind, raw: str):
     if "float" in kind:
         return float(raw)
     return raw
+
+
+@lru_cache(maxsize=1)
+def settings() -> Config:
+    """Settings read once from the environment, where there is no Flask app (workers, scripts)."""
+    return Config.from_env()

@@ -35,7 +35,7 @@ def check(connection: redis.Redis, owner: str, job_ids: Iterable[str]) -> dict[s
     for job_id in ids:
         stored = found.get(job_id)
         if stored is None or stored.owner != owner:
-            raise not_found(f"dependsOn: job {job_id} not found")
+            raise not_found(f"dependsOn: job {job_id[:64]!r} not found")
     return {job_id: found[job_id].event for job_id in ids}
 
 

@@ -78,7 +78,8 @@ class RedisClient:
         """The app's queue ``name``, made once: a fresh ``Queue`` asks Redis for its version on every enqueue."""
         queues = current_app.extensions.setdefault("jobapp.queues", {})
         if name not in queues:
-            queues[name] = Queue(name, connection=self.connection, serializer=SERIALIZER)
+            from .rqjob import JobappJob  # its save_meta() streams RQ's own progress idiom
+            queues[name] = Queue(name, connection=self.connection, serializer=SERIALIZER, job_class=JobappJob)
         return queues[name]
 
 

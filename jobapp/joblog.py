@@ -25,7 +25,6 @@ Event ids (the scheme ``streaming.py`` sends, written down here because it start
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -134,14 +133,13 @@ def log(*lines: object) -> Optional[int]:
                   max_chars=config.JOB_LOG_MAX_LINE_CHARS, ttl=config.JOB_TIMEOUT + config.JOB_RESULT_TTL)
 
 
-@lru_cache(maxsize=1)
 def _settings():
-    from .config import Config
-    return Config.from_env()
+    from .config import settings
+    return settings()
 
 
 def last_line_id(connection, job_id: str) -> int:
-    """The id of the job's last line (0 without a log); ``connection`` may be a pipeline."""
+    """The id of the job's last line (0 without a log); ``connection`` may be a pipeline in WATCH mode."""
     raw = connection.hget(keys.job_log_head(job_id), "u")
     return int(raw) if raw else 0
 

@@ -49,9 +49,9 @@ def character(character_id: str) -> str:
     return f"{PREFIX}:character:{character_id}"
 
 
-def media(media_id: str) -> str:
-    """A rendered media file made by the media job (hash: owner, contentType, data, ...)."""
-    return f"{PREFIX}:media:{media_id}"
+def file(file_id: str) -> str:
+    """A file a job stored as its result (hash: owner, contentType, data, filename?, jobId?)."""
+    return f"{PREFIX}:file:{file_id}"
 
 
 #: Live web processes (sorted set, scored by when their registration expires).

@@ -16,8 +16,8 @@ from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 
 from . import jobstats
+from . import registry as job_registry
 from .extensions import SERIALIZER, redis_client
-from .jobs import QUEUE_NAMES
 
 OPEN_STREAMS = Gauge("jobapp_open_streams", "SSE streams open now", multiprocess_mode="livesum")
 WATCHED_JOBS = Gauge("jobapp_hub_watched_jobs", "Jobs the hub watches now", multiprocess_mode="livesum")
@@ -37,7 +37,7 @@ class QueueCollector:
     def collect(self):
         depth = GaugeMetricFamily("jobapp_queue_depth", "Jobs waiting in each queue", labels=["queue"])
         retained = GaugeMetricFamily("jobapp_jobs", "Jobs RQ holds per queue and registry", labels=["queue", "status"])
-        for name in QUEUE_NAMES:
+        for name in job_registry.queue_names():
             queue = Queue(name, connection=self._connection, serializer=SERIALIZER)
             depth.add_metric([name], queue.count)
             for status, registry in (("active", queue.started_job_registry), ("completed", queue.finished_job_registry),
@@ -45,7 +45,7 @@ class QueueCollector:
                 retained.add_metric([name, status], registry.count)
         yield depth
         yield retained
-        yield from jobstats.collect(self._connection, QUEUE_NAMES)
+        yield from jobstats.collect(self._connection, tuple(job_registry.REGISTRY))
 
 
 class ProcessCollector:

@@ -5,7 +5,8 @@ HTML page that renders it in plain JavaScript (nothing is fetched from anywhere 
 document is embedded in the page). Neither needs a token.
 
 The document is built, not hand-copied: request bodies come from the pydantic models of
-``jobs/schemas.py`` (``model_json_schema()``), job types and queue routes from the job registry,
+each job type's schema (``model_json_schema()``), job types and queue routes from the job registry
+(read when the document is built, after ``JOBAPP_JOBS`` is loaded),
 limits from the app's settings. ``tests/test_openapi.py`` keeps the rest true: every rule of the
 app's URL map is documented with its methods and nothing else is, the document validates as
 OpenAPI, and schemathesis checks the running API against it.
@@ -21,7 +22,7 @@ from typing import Any, Optional
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from .jobs import REGISTRY
+from .registry import REGISTRY
 from .state import ACTIVE, CANCELED, COMPLETED, FAILED, PENDING
 
 API_PREFIX = "/api/v1"
@@ -71,7 +72,32 @@ def _request_schemas() -> dict[str, dict]:
         for name, nested in generated.pop("$defs", {}).items():
             schemas[name] = nested
         schemas[job_type.schema.__name__] = generated
+        body = copy.deepcopy(generated)  # the queue body: the type's params plus contract 1.1's options
+        body.setdefault("properties", {}).update(_queue_option_properties())
+        body["allOf"] = [{"not": {"required": pair}} for pair in
+                         (["runAt", "delaySeconds"], ["dependsOn", "runAt"], ["dependsOn", "delaySeconds"])]
+        body["title"] = f"{job_type.schema.__name__} queue body"
+        schemas[_queue_body(job_type)] = body
     return schemas
+
+
+def _queue_body(job_type) -> str:
+    return f"{job_type.schema.__name__}QueueBody"
+
+
+def _queue_option_properties() -> dict[str, dict]:
+    return {
+        "dependsOn": {**_nullable({"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1}}),
+                      "description": "Ids of the caller's jobs this one waits for (`waitingFor`); it runs when all "
+                                     "complete and fails at once if one fails or is canceled. An id that is not "
+                                     "the caller's answers 404."},
+        "runAt": {**_nullable({"type": "string", "format": "date-time"}),
+                  "description": "Run later: ISO 8601 with a UTC offset. A time in the past runs now; more than "
+                                 "`MAX_SCHEDULE_SECONDS` (default 7 days) ahead is a 400. At most one of "
+                                 "`dependsOn`, `runAt` and `delaySeconds`."},
+        "delaySeconds": {**_nullable({"type": "number", "minimum": 0, "maximum": 7 * 86400}),
+                         "description": "Run this many seconds from now (at most `MAX_SCHEDULE_SECONDS`)."},
+    }
 
 
 def _event_properties() -> dict[str, dict]:
@@ -95,15 +121,27 @@ def _event_properties() -> dict[str, dict]:
                    "description": "On `completed`: the job's JSON result, e.g. `{\"characterId\": \"…\"}`; else null."},
         "failedReason": {**_nullable({"type": "string"}),
                          "description": "On `failed`: a short human-readable reason, never a traceback; else null."},
+        "attempt": {"type": "integer", "minimum": 1,
+                    "description": "1 on the first run; 2, 3… when the type's retry policy runs it again (1.1)."},
+        "maxAttempts": {"type": "integer", "minimum": 1,
+                        "description": "How many attempts the job may take; 1 without a retry policy (1.1)."},
+        "position": {**_nullable({"type": "integer", "minimum": 1}),
+                     "description": "A `pending` job waiting in its queue: its place in line (1 = next), kept "
+                                    "current within about a second; else null (1.1)."},
+        "scheduledFor": {**_nullable({"type": "integer", "minimum": 0}),
+                         "description": "A job queued to run later (or waiting to retry): the epoch ms at which it "
+                                        "becomes due; else null (1.1)."},
+        "waitingFor": {**_nullable({"type": "array", "items": {"type": "string"}}),
+                       "description": "A job that depends on others: the ids it still waits for; else null (1.1)."},
     }
 
 
 def _link_properties() -> dict[str, dict]:
     return {
-        "streamUrl": {"type": "string", "pattern": r"^/api/v1/sse/jobs/[a-z]+/[0-9a-f-]+\?token=[A-Za-z0-9_.-]+$",
+        "streamUrl": {"type": "string", "pattern": r"^/api/v1/sse/jobs/[a-z][a-z0-9_-]*/[0-9a-f-]+\?token=[A-Za-z0-9_.-]+$",
                       "description": "The job's event stream with a fresh read-only stream token in `?token=`; "
                                      "open it with `EventSource` as it is."},
-        "statusUrl": {"type": "string", "pattern": r"^/api/v1/jobs/[a-z]+/[0-9a-f-]+$",
+        "statusUrl": {"type": "string", "pattern": r"^/api/v1/jobs/[a-z][a-z0-9_-]*/[0-9a-f-]+$",
                       "description": "The job's snapshot (the fallback for clients without SSE)."},
     }
 
@@ -145,7 +183,23 @@ def _schemas() -> dict[str, dict]:
             "examples": [{"type": "job_update", "jobId": "3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c",
                           "jobType": "character", "status": "active", "progress": 60, "stage": "backstory",
                           "message": "Writing backstory", "updatedAt": 1764000000123, "result": None,
-                          "failedReason": None}],
+                          "failedReason": None, "attempt": 1, "maxAttempts": 1, "position": None,
+                          "scheduledFor": None, "waitingFor": None}],
+        },
+        "JobLog": {
+            "type": "object",
+            "description": "Lines a job wrote to its own log for its user (contract 1.1), in order. `seq` is the "
+                           "number of the last line in `lines` across the job's whole log; `dropped` how many of "
+                           "the oldest lines the `JOB_LOG_MAX_LINES` cap removed for good.",
+            "required": ["type", "jobId", "seq", "lines", "dropped"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "job_log"},
+                "jobId": {"type": "string", "pattern": _UUID4},
+                "seq": {"type": "integer", "minimum": 1},
+                "lines": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "dropped": {"type": "integer", "minimum": 0},
+            },
         },
         "ServerSentEvent": {
             "type": "object",
@@ -160,8 +214,9 @@ def _schemas() -> dict[str, dict]:
                        "description": "Only increases, across reconnects and web processes; `EventSource` sends the "
                                       "last one back as `Last-Event-ID` when it reconnects."},
                 "event": {"const": "message", "description": "Never sent, so always the default `message`."},
-                "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref("JobUpdate"),
-                         "description": "A `JobUpdate` as one line of JSON."},
+                "data": {"type": "string", "contentMediaType": JSON,
+                         "contentSchema": {"oneOf": [_ref("JobUpdate"), _ref("JobLog")]},
+                         "description": "A `JobUpdate` or (1.1) a `JobLog` as one line of JSON."},
                 "retry": {"type": "integer", "minimum": 0, "description": "Reconnect delay hint in milliseconds."},
             },
         },
@@ -171,7 +226,13 @@ def _schemas() -> dict[str, dict]:
                            "and its `statusUrl`.",
             "required": list(event) + list(links),
             "additionalProperties": False,
-            "properties": {**copy.deepcopy(event), **links},
+            "properties": {**copy.deepcopy(event), **links,
+                           "log": {"type": "object", "required": ["lines", "seq", "dropped"],
+                                   "additionalProperties": False,
+                                   "description": "With `?log=1`: the job's kept log lines (1.1).",
+                                   "properties": {"lines": {"type": "array", "items": {"type": "string"}},
+                                                  "seq": {"type": "integer", "minimum": 0},
+                                                  "dropped": {"type": "integer", "minimum": 0}}}},
         },
         "JobList": {
             "type": "object",
@@ -213,6 +274,16 @@ def _schemas() -> dict[str, dict]:
                 "stats": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "backstory": {"type": "string"},
                 "createdAt": {"type": "integer", "description": "Epoch milliseconds."},
+            },
+        },
+        "JobTypeInfo": {
+            "type": "object", "required": ["name", "route", "queueUrl", "maxAttempts", "schema"],
+            "properties": {
+                "name": {"type": "string", "description": "The job type (`jobType` of its events)."},
+                "route": {"type": "string"},
+                "queueUrl": {"type": "string", "description": "`POST` a body here to queue one."},
+                "maxAttempts": {"type": "integer", "minimum": 1},
+                "schema": {"type": "object", "description": "JSON Schema of the request body."},
             },
         },
         "Health": {
@@ -277,7 +348,7 @@ def _data(schema: dict) -> dict:
 _SSE_EXAMPLE = (
     'retry: 3000\n\nid: 1764000000123000\ndata: {"type":"job_update","jobId":"3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c",'
     '"jobType":"character","status":"active","progress":60,"stage":"backstory","message":"Writing backstory",'
-    '"updatedAt":1764000000123,"result":null,"failedReason":null}\n\n')
+    '"updatedAt":1764000000123,"result":null,"failedReason":null,"attempt":1,"maxAttempts":1,"position":null,"scheduledFor":null,"waitingFor":null}\n\n')
 
 
 def _sse_response(description: str) -> dict:
@@ -330,7 +401,7 @@ def _queue_operation(job_type) -> dict:
                        f"`RATE_LIMIT_QUEUE` jobs per route (default 60 a minute, 600 an hour); past that, 429.",
         "security": BEARER,
         "requestBody": {"required": True,
-                        "content": {JSON: {"schema": _ref(job_type.schema.__name__)}}},
+                        "content": {JSON: {"schema": _ref(_queue_body(job_type))}}},
         "responses": {
             "202": _json(_data(_ref("QueuedJob")), "Queued.", links={
                 "GetJobSnapshot": {"operationId": "get_job_snapshot",
@@ -341,6 +412,7 @@ def _queue_operation(job_type) -> dict:
                                              "job_id": "$response.body#/data/jobId"}},
             }),
             **_errors(400, 401, 405, 413, 415, 429, 503),
+            "404": _error("A `dependsOn` id is not one of the caller's jobs (1.1)."),
         },
     }
 
@@ -403,6 +475,8 @@ def _paths() -> dict[str, dict]:
             "description": "The same payload as the job's latest event, plus a fresh `streamUrl`: the fallback for "
                            "clients without SSE.",
             "security": BEARER,
+            "parameters": [{"name": "log", "in": "query", "required": False, "schema": {"enum": ["1", "true"]},
+                            "description": "Add the job's log lines as `log` (1.1)."}],
             "responses": {"200": _json(_data(_ref("JobSnapshot")), "The job's latest state."),
                           **_errors(401, 404, 405, 503)},
         },
@@ -450,30 +524,43 @@ def _paths() -> dict[str, dict]:
             },
         },
     }
-    paths[f"{API_PREFIX}/characters/{{character_id}}"] = {
+    if "character" in REGISTRY:  # the demo's own route (jobapp.demo exports it)
+        paths[f"{API_PREFIX}/characters/{{character_id}}"] = {
+            "get": {
+                "tags": ["results"], "operationId": "get_character", "summary": "A character a job made",
+                "description": "The profile a completed `character` job made (its `result.characterId`), to its "
+                               "owner only.",
+                "security": BEARER,
+                "parameters": [_path("character_id", {"type": "string"},
+                                     "`result.characterId` of a `character` job.")],
+                "responses": {"200": _json(_data(_ref("Character")), "The character."),
+                              **_errors(401, 404, 405, 503)},
+            },
+        }
+    paths[f"{API_PREFIX}/files/{{file_id}}"] = {
         "get": {
-            "tags": ["results"], "operationId": "get_character", "summary": "A character a job made",
-            "description": "The profile a completed `character` job made (its `result.characterId`), to its owner "
-                           "only.",
+            "tags": ["results"], "operationId": "get_file", "summary": "A file a job stored as its result",
+            "description": "A file a job stored with `store_file` (its result's `url`), to its owner only, for "
+                           "`ARTIFACT_TTL` (default 7 days). The `media` job's PNG, WAV or GIF is one.",
             "security": BEARER,
-            "parameters": [_path("character_id", {"type": "string"}, "`result.characterId` of a `character` job.")],
-            "responses": {"200": _json(_data(_ref("Character")), "The character."), **_errors(401, 404, 405, 503)},
-        },
-    }
-    paths[f"{API_PREFIX}/media/{{media_id}}"] = {
-        "get": {
-            "tags": ["results"], "operationId": "get_media", "summary": "A media file a job made",
-            "description": "The file a completed `media` job rendered (its `result.mediaId`), to its owner only: "
-                           "`image/png` for `image`, `audio/wav` for `audio`, `image/gif` for `video`.",
-            "security": BEARER,
-            "parameters": [_path("media_id", {"type": "string"}, "`result.mediaId` of a `media` job.")],
+            "parameters": [_path("file_id", {"type": "string"}, "The last part of the result's `url`.")],
             "responses": {
-                "200": {"description": "The file.",
+                "200": {"description": "The file, with the content type the job gave it.",
                         "headers": {"Cache-Control": {"schema": {"type": "string"},
                                                       "description": "`private, max-age=3600`."}},
-                        "content": {"image/png": {}, "audio/wav": {}, "image/gif": {}}},
+                        "content": {"*/*": {}}},
                 **_errors(401, 404, 405, 503),
             },
+        },
+    }
+    paths[f"{API_PREFIX}/job-types"] = {
+        "get": {
+            "tags": ["jobs"], "operationId": "list_job_types", "summary": "The job types you can queue",
+            "description": "Every registered job type: its name, its queue route and the JSON Schema of its "
+                           "request body (what the live page builds its forms from).",
+            "security": BEARER,
+            "responses": {"200": _json(_data({"type": "array", "items": _ref("JobTypeInfo")}), "The job types."),
+                          **_errors(401, 405)},
         },
     }
     paths["/healthz"] = {"get": {

@@ -48,8 +48,10 @@ def split(body: dict[str, Any], max_schedule_seconds: int,
             raise _invalid("dependsOn", f"at most {MAX_DEPENDENCIES} job ids")
         options.depends_on = list(dict.fromkeys(depends))
     run_at, delay = body.get("runAt"), body.get("delaySeconds")
-    if run_at is not None and delay is not None:
+    if "runAt" in body and "delaySeconds" in body:
         raise _invalid("runAt", "give runAt or delaySeconds, not both")
+    if "dependsOn" in body and ("runAt" in body or "delaySeconds" in body):
+        raise _invalid("dependsOn", "a job waits for other jobs or for a time, not both")
     now = now or datetime.now(timezone.utc)
     when: Optional[datetime] = None
     if run_at is not None:
@@ -72,8 +74,6 @@ def split(body: dict[str, Any], max_schedule_seconds: int,
             raise _invalid("runAt", f"must be at most {max_schedule_seconds} seconds ahead")
         if when > now:  # a time in the past (or now) runs now
             options.run_at = when.astimezone(timezone.utc)
-    if options.run_at is not None and options.depends_on:
-        raise _invalid("dependsOn", "a job waits for other jobs or for a time, not both")
     return params, options
 
 

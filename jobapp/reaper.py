@@ -18,9 +18,8 @@ import redis
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from . import keys, statestore
+from . import keys, registry, statestore
 from .extensions import SERIALIZER
-from .jobs import QUEUE_NAMES
 
 log = logging.getLogger("jobapp.reaper")
 
@@ -38,7 +37,7 @@ def stale_jobs(connection: redis.Redis, dead_after: float, now: Optional[float] 
     """Ids of started jobs whose last sign of life is older than ``dead_after`` seconds."""
     now = time.time() if now is None else now
     ids: list[str] = []
-    for name in QUEUE_NAMES:
+    for name in registry.queue_names():  # every registered type's queue, whoever's worker runs it
         ids.extend(StartedJobRegistry(name, connection=connection, serializer=SERIALIZER).get_job_ids(cleanup=False))
     if not ids:
         return []

@@ -60,7 +60,7 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
     rq_status = job.get_status(refresh=False)
     rq_status = getattr(rq_status, "value", rq_status)
     status = status or contract_status(rq_status)
-    progress = int(meta.get("progress") or 0)
+    progress = percent(meta.get("progress"))
     result = None
     if status == COMPLETED:
         progress = 100
@@ -82,6 +82,14 @@ def payload(job: Job, *, job_type: str, status: Optional[str] = None) -> dict[st
         "scheduledFor": _int(meta.get("scheduledFor")) if status == PENDING and rq_status == "scheduled" else None,
         "waitingFor": (list(meta.get("waitingFor") or []) or None) if status == PENDING and rq_status == "deferred" else None,
     }
+
+
+def percent(value: Any) -> int:
+    """A job's own ``meta["progress"]`` as the contract's integer 0..100 (RQ code may save 42.5 or "42")."""
+    try:
+        return min(100, max(0, int(float(value or 0))))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _int(value: Any) -> Optional[int]:

@@ -19,7 +19,8 @@ from . import jobstats, joblog, keys, state
 
 
 class StoredState(dict):
-    """``{"owner": str, "queue": str, "event": payload}`` as stored."""
+    """``{"owner": str, "queue": str, "event": payload}`` as stored (plus ``"push": true`` while jobapp's
+    worker runs it)."""
 
     @property
     def owner(self) -> str:
@@ -33,6 +34,11 @@ class StoredState(dict):
     @property
     def event(self) -> dict[str, Any]:
         return self["event"]
+
+    @property
+    def pushed(self) -> bool:
+        """jobapp's own worker runs this job and records each change itself (the hub need not poll RQ)."""
+        return bool(self.get("push"))
 
 
 def _ttl(job: Job, status: str) -> Optional[int]:
@@ -48,7 +54,8 @@ def decode(raw: Optional[bytes]) -> Optional[StoredState]:
 
 
 def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
-           pipeline: Optional[Pipeline] = None) -> Optional[dict[str, Any]]:
+           pipeline: Optional[Pipeline] = None, pushed: bool = False,
+           forward_only: bool = False) -> Optional[dict[str, Any]]:
     """Record ``job``'s current state if it changed, and publish its id.
 
     Rules kept here for every writer: progress never decreases within an attempt (a new attempt
@@ -56,7 +63,10 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
     written again, ``updatedAt`` strictly increases and stays above the job's last log line's id
     (see ``joblog``: states and lines share one order).
     Returns the event now stored. With ``pipeline`` (a new job being queued) the first state is
-    written inside the caller's transaction.
+    written inside the caller's transaction. ``pushed`` marks a state jobapp's worker recorded as it
+    started the job: later states of the same status keep the mark, and the hub skips polling RQ for
+    them. ``forward_only`` (the hub's poll of RQ, which may read a stale hash) never takes an
+    active job back to pending.
     """
     new = state.payload(job, job_type=job.meta["jobType"], status=status)
     key = keys.job_state(job.id)
@@ -71,19 +81,29 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
                 pipe.watch(key, keys.job_log_head(job.id))
                 previous = decode(pipe.get(key))
                 above_lines = joblog.last_line_id(pipe, job.id) // 1000 + 1
+                push = pushed
                 if previous is not None:
                     old = previous.event
                     if state.is_terminal(old["status"]):
                         return old
-                    if new.get("attempt", 1) == old.get("attempt", 1):
+                    if forward_only and old["status"] == state.ACTIVE and new["status"] == state.PENDING \
+                            and new["attempt"] <= old.get("attempt", 1):
+                        return old
+                    if new["attempt"] == old.get("attempt", 1):
                         new["progress"] = max(new["progress"], old["progress"] or 0)
+                    push = push or (previous.pushed and old["status"] == new["status"])
                     if state.same_content(old, new):
+                        if push != previous.pushed:  # only the mark changes: same event, nothing to announce
+                            pipe.multi()
+                            pipe.set(key, json.dumps({**previous, "push": push}, separators=(",", ":")),
+                                     ex=_ttl(job, old["status"]))
+                            pipe.execute()
                         return old
                     new["updatedAt"] = max(state.epoch_ms(), old["updatedAt"] + 1, above_lines)
                 else:
                     new["updatedAt"] = max(state.epoch_ms(), above_lines)
                 pipe.multi()
-                _write(pipe, key, owner, job.origin, new, _ttl(job, new["status"]), job.id)
+                _write(pipe, key, owner, job.origin, new, _ttl(job, new["status"]), job.id, push)
                 if state.is_terminal(new["status"]):
                     jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
                 pipe.execute()
@@ -102,8 +122,12 @@ def _run_seconds(job: Job) -> Optional[float]:
     return max(0.0, (state.epoch_ms(job.ended_at) - state.epoch_ms(job.started_at)) / 1000)
 
 
-def _write(pipe: Pipeline, key: str, owner: str, queue: str, event: dict, ttl: Optional[int], job_id: str) -> None:
-    pipe.set(key, json.dumps({"owner": owner, "queue": queue, "event": event}, separators=(",", ":")), ex=ttl)
+def _write(pipe: Pipeline, key: str, owner: str, queue: str, event: dict, ttl: Optional[int], job_id: str,
+           push: bool = False) -> None:
+    stored = {"owner": owner, "queue": queue, "event": event}
+    if push:
+        stored["push"] = True
+    pipe.set(key, json.dumps(stored, separators=(",", ":")), ex=ttl)
     joblog.expire(pipe, job_id, ttl)
     pipe.publish(keys.CHANGES_CHANNEL, job_id)
 

@@ -13,11 +13,12 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from . import retries, statestore
+from . import registry, retries, statestore
 from .config import Config
+from .exceptions import JobFailed
 from .extensions import SERIALIZER, connect
-from .jobs import QUEUE_NAMES, JobFailed
 from .logs import current_job_id
+from .rqjob import JobappJob
 
 log = logging.getLogger("jobapp.worker")
 
@@ -48,7 +49,7 @@ class JobappWorker(Worker):
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         super().prepare_job_execution(job, remove_from_intermediate_queue)
-        statestore.record(self.connection, job)
+        statestore.record(self.connection, job, pushed=True)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry) -> None:
         super().handle_job_success(job, queue, started_job_registry)
@@ -76,8 +77,13 @@ class JobappWorker(Worker):
 
 
 def build_worker(config: Config, queue_names: Optional[Sequence[str]] = None) -> JobappWorker:
-    """A worker on ``queue_names`` (default: every job type's queue) against ``REDIS_URL``."""
+    """A worker on ``queue_names`` (default: every registered job type's queue) against ``REDIS_URL``.
+
+    Loads ``JOBAPP_JOBS`` first, so a broken job module stops the worker at start (``RegistryError``).
+    """
+    registry.load(config.JOBAPP_JOBS)
     connection = connect(config, patient=True)
-    queues = [Queue(name, connection=connection, serializer=SERIALIZER) for name in (queue_names or QUEUE_NAMES)]
-    return JobappWorker(queues, connection=connection, serializer=SERIALIZER,
+    queues = [Queue(name, connection=connection, serializer=SERIALIZER, job_class=JobappJob)
+              for name in (queue_names or registry.queue_names())]
+    return JobappWorker(queues, connection=connection, serializer=SERIALIZER, job_class=JobappJob,
                         job_monitoring_interval=config.WORKER_HEARTBEAT_SECONDS)

@@ -51,10 +51,10 @@ def test_jobs_are_stored_as_json_never_pickle(client, auth, redis_conn):
     raw = redis_conn.hgetall(f"rq:job:{job_id}")
     # RQ zlib-compresses the call; inside is JSON (pickle would start with b"\x80").
     call = zlib.decompress(raw[b"data"])
-    assert json.loads(call)[0] == "jobapp.jobs.character.run"
+    assert json.loads(call)[0] == "jobapp.demo.character.create_character"
     assert json.loads(raw[b"meta"])["owner"] == "alice"
     job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
-    assert job.func_name == "jobapp.jobs.character.run"
+    assert job.func_name == "jobapp.demo.character.create_character"
     assert job.args == ("alice", {"name": "Aria", "age": 27}) or list(job.args) == ["alice", {"name": "Aria", "age": 27}]
     assert "Aria" in job.description
 
@@ -180,10 +180,11 @@ def test_results_are_for_their_owner_only(client, auth, redis_conn):
     assert client.get(f"/api/v1/characters/{'a' * 32}", headers=auth("alice")).get_json()["data"]["id"] == "a" * 32
     assert_error(client.get(f"/api/v1/characters/{'a' * 32}", headers=auth("bob")), 404)
     assert_error(client.get("/api/v1/characters/..%2F..", headers=auth()), 404)
-    redis_conn.hset(keys.media("b" * 32), mapping={"owner": "alice", "contentType": "image/png", "data": b"\x89PNG"})
-    ok = client.get(f"/api/v1/media/{'b' * 32}", headers=auth("alice"))
+    redis_conn.hset(keys.file("b" * 32), mapping={"owner": "alice", "contentType": "image/png", "data": b"\x89PNG"})
+    ok = client.get(f"/api/v1/files/{'b' * 32}", headers=auth("alice"))
     assert ok.status_code == 200 and ok.mimetype == "image/png" and ok.data == b"\x89PNG"
-    assert_error(client.get(f"/api/v1/media/{'b' * 32}", headers=auth("bob")), 404)
+    assert_error(client.get(f"/api/v1/files/{'b' * 32}", headers=auth("bob")), 404)
+    assert_error(client.get("/api/v1/files/..%2F..", headers=auth()), 404)
 
 
 def test_health_and_readiness(client):

@@ -42,7 +42,8 @@ def routes(job: dict) -> list[tuple[str, str]]:
     job_id = job["jobId"]
     return [("POST", CHAR), ("GET", f"/api/v1/jobs/character/{job_id}"),
             ("POST", f"/api/v1/jobs/character/{job_id}/cancel"), ("GET", f"/api/v1/sse/jobs/character/{job_id}"),
-            ("GET", f"/api/v1/characters/{'a' * 32}"), ("GET", f"/api/v1/media/{'a' * 32}")]
+            ("GET", f"/api/v1/characters/{'a' * 32}"), ("GET", f"/api/v1/files/{'a' * 32}"),
+            ("GET", "/api/v1/job-types")]
 
 
 @pytest.mark.parametrize("name", list(bad_tokens()))

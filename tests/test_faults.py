@@ -21,7 +21,7 @@ def path(job: dict) -> str:
 
 
 def first_active(events) -> bool:
-    return events[-1][1]["status"] == "active" and events[-1][1]["progress"] > 0
+    return events[-1][1].get("status") == "active" and events[-1][1]["progress"] > 0
 
 
 def test_a_sigkilled_worker_fails_its_job_and_the_stream_hears_it(service):

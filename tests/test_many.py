@@ -13,7 +13,7 @@ from tests.sse_client import queue_character, read_stream
 
 def all_terminal(ids):
     def stop(events):
-        latest = {e["jobId"]: e["status"] for _, e in events}
+        latest = {e["jobId"]: e["status"] for _, e in events if e["type"] == "job_update"}
         return all(latest.get(i) in {"completed", "failed", "canceled"} for i in ids)
     return stop
 
@@ -52,7 +52,8 @@ def test_ten_jobs_through_one_connection(live):
     assert stream.status == 200 and not stream.ended, "the many-jobs stream stays open after jobs finish"
     by_job: dict[str, list] = {}
     for _, event in stream.events:
-        by_job.setdefault(event["jobId"], []).append(event)
+        if event["type"] == "job_update":
+            by_job.setdefault(event["jobId"], []).append(event)
     assert set(by_job) == set(jobs)
     for events in by_job.values():
         progress = [e["progress"] for e in events]

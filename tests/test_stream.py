@@ -27,7 +27,8 @@ def test_a_character_job_streams_to_completion(live):
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert stream.headers["cache-control"] == "no-cache" and stream.headers["x-accel-buffering"] == "no"
     assert stream.retry == 3000 and stream.ended
-    events = [e for _, e in stream.events]
+    events = [e for _, e in stream.events if e["type"] == "job_update"]
+    assert any(e["type"] == "job_log" for _, e in stream.events), "the demo character job logs a few lines"
     assert all(set(e) == FIELDS and e["type"] == "job_update" and e["jobId"] == job["jobId"] for e in events)
     progress = [e["progress"] for e in events]
     assert progress == sorted(progress) and progress[-1] == 100
@@ -53,7 +54,7 @@ def test_each_event_is_one_write_with_id_and_one_data_line(live):
     for chunk in events:
         lines = chunk.decode().split("\n")
         assert lines[0].startswith("id: ") and lines[0][4:].isdigit()
-        assert lines[1].startswith("data: ") and json.loads(lines[1][6:])["type"] == "job_update"
+        assert lines[1].startswith("data: ") and json.loads(lines[1][6:])["type"] in {"job_update", "job_log"}
         assert lines[2:] == ["", ""], "id, one data line, blank line, in a single write"
         assert "event:" not in chunk.decode()
 
@@ -64,9 +65,10 @@ def test_a_finished_job_gets_its_final_event_and_204_once_the_client_has_it(live
     final_id, final = first.events[-1]
     assert final["status"] == "completed"
     again = read_stream(live.url + stream_path(job), live.headers())
-    assert again.ended and [e for _, e in again.events] == [final] and again.events[0][0] == final_id
+    assert again.ended and [e for _, e in again.events if e["type"] == "job_update"] == [final]
+    assert again.events[-1][0] == final_id, "every log line, then the final event under its own id"
     older = read_stream(live.url + stream_path(job), {**live.headers(), "Last-Event-ID": str(first.events[0][0])})
-    assert [e["status"] for _, e in older.events] == ["completed"]
+    assert [e["status"] for _, e in older.events if e["type"] == "job_update"] == ["completed"]
     done = httpx.get(live.url + stream_path(job), headers={**live.headers(), "Last-Event-ID": str(final_id)})
     assert done.status_code == 204 and done.content == b""
 
@@ -172,7 +174,7 @@ def test_cancel_a_running_job(slow):
         return False
 
     stream = read_stream(slow.url + stream_path(job), slow.headers(), timeout=10, stop=cancel_when_active)
-    statuses = [e["status"] for _, e in stream.events]
+    statuses = [e["status"] for _, e in stream.events if e["type"] == "job_update"]
     assert statuses[-1] == "canceled" and "completed" not in statuses and stream.ended
     time.sleep(1.5)
     conn = redis.Redis.from_url(slow.redis_server.url)
@@ -186,12 +188,17 @@ def test_streams_end_at_the_maximum_lifetime_and_reconnects_resume(slow):
     started = time.monotonic()
     first = read_stream(slow.url + stream_path(job), slow.headers(), timeout=10)
     assert first.ended and 2.5 < time.monotonic() - started < 5, "ended by SSE_MAX_STREAM_SECONDS=3"
-    assert first.events[-1][1]["status"] in {"pending", "active"}
+    first_updates = [e for _, e in first.events if e["type"] == "job_update"]
+    assert first_updates[-1]["status"] in {"pending", "active"}
     last_id = first.events[-1][0]
     second = read_stream(slow.url + stream_path(job), {**slow.headers(), "Last-Event-ID": str(last_id)}, timeout=10)
     assert second.events[0][0] > last_id, "ids only increase across reconnects"
-    assert second.events[0][1]["progress"] >= first.events[-1][1]["progress"]
-    assert second.events[-1][1]["status"] == "completed"
+    second_updates = [e for _, e in second.events if e["type"] == "job_update"]
+    assert second_updates[0]["progress"] >= first_updates[-1]["progress"]
+    assert second_updates[-1]["status"] == "completed"
+    first_lines = [line for _, e in first.events if e["type"] == "job_log" for line in e["lines"]]
+    second_lines = [line for _, e in second.events if e["type"] == "job_log" for line in e["lines"]]
+    assert len(first_lines + second_lines) == 4, "each log line once across the reconnect"
 
 
 def test_a_replayed_state_never_hides_the_terminal_event(idle):

@@ -2,12 +2,11 @@
 
 from flask import Blueprint, jsonify, request
 
-from .. import auth, joblog, positions, state, userjobs
+from .. import auth, joblog, positions, registry, state, userjobs
 from ..errors import ApiError, not_found
 from ..extensions import redis_client
-from ..jobs import REGISTRY
-from ..jobs.queueing import cancel, load
-from .links import user_stream_url, with_links
+from ..links import user_stream_url, with_links
+from ..queueing import cancel, load
 
 STATUSES = (state.PENDING, state.ACTIVE, state.COMPLETED, state.FAILED, state.CANCELED)
 
@@ -37,7 +36,7 @@ def list_jobs():
 
 
 def known_type(job_type: str) -> str:
-    if job_type not in REGISTRY:
+    if registry.get(job_type) is None:
         raise not_found("Job not found")
     return job_type
 

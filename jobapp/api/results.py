@@ -1,35 +1,24 @@
-"""What the jobs made: a character profile, a media file — each to its owner only."""
+"""Files jobs stored as their results (``jobapp.store_file``), each to its owner only."""
 
-import json
-import re
+from urllib.parse import quote
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
-from .. import auth, keys
+from .. import auth
 from ..errors import not_found
 from ..extensions import redis_client
+from ..files import read_file
 
 bp = Blueprint("results", __name__)
 
-_ARTIFACT_ID = re.compile(r"^[0-9a-f]{32}$")
 
-
-@bp.get("/characters/<character_id>")
-def character(character_id: str):
+@bp.get("/files/<file_id>")
+def file(file_id: str):
     caller = auth.current_caller()
-    raw = redis_client.connection.get(keys.character(character_id)) if _ARTIFACT_ID.match(character_id) else None
-    stored = json.loads(raw) if raw else None
-    if stored is None or stored["owner"] != caller.user_id:
-        raise not_found("Character not found")
-    return jsonify({"data": stored["character"]})
-
-
-@bp.get("/media/<media_id>")
-def media(media_id: str):
-    caller = auth.current_caller()
-    fields = redis_client.connection.hmget(keys.media(media_id), "owner", "contentType", "data") \
-        if _ARTIFACT_ID.match(media_id) else [None, None, None]
-    owner, content_type, data = fields
-    if owner is None or owner.decode() != caller.user_id:
-        raise not_found("Media not found")
-    return Response(data, mimetype=content_type.decode(), headers={"Cache-Control": "private, max-age=3600"})
+    stored = read_file(redis_client.connection, file_id, caller.user_id)
+    if stored is None:
+        raise not_found("File not found")
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    if stored["filename"]:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(stored['filename'])}"
+    return Response(stored["data"], mimetype=stored["contentType"], headers=headers)

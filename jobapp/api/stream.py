@@ -11,7 +11,7 @@ from .. import auth, state, streaming, userjobs
 from ..errors import ApiError
 from ..extensions import redis_client
 from .jobs import known_type
-from ..jobs.queueing import load, valid_job_id
+from ..queueing import load, valid_job_id
 
 bp = Blueprint("stream", __name__)
 

@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 
 import redis
 
-from .. import joblog, keys, lifecycle, positions, statestore
+from .. import keys, lifecycle, positions, statestore
 from ..statestore import StoredState
 
 
@@ -55,7 +55,7 @@ class PollSubscription:
         """Each job's last log line id, read straight (one pipeline per tick)."""
         with self._connection.pipeline(transaction=False) as pipe:
             for job_id in self.job_ids:
-                joblog.last_line_id(pipe, job_id)
+                pipe.hget(keys.job_log_head(job_id), "u")
             heads = pipe.execute()
         grew = False
         for job_id, raw in zip(self.job_ids, heads):

@@ -9,9 +9,12 @@ import uuid
 
 from rq import get_current_job
 
+from jobapp import job_type, progress
+from jobapp.config import settings
+
 from .. import keys
-from . import settings
-from .progress import pause, report
+from .pacing import pause
+from .schemas import CharacterRequest
 
 SPECIES = ["human", "elf", "dwarf", "orc", "android", "dragonborn", "halfling"]
 OCCUPATIONS = ["smuggler", "cartographer", "healer", "bard", "engineer", "knight", "alchemist", "pilot"]
@@ -24,29 +27,34 @@ GOALS = ["to find the edge of the world", "to repay an old debt", "to build some
          "to clear their family's name", "to see every sea"]
 
 
-def run(owner: str, params: dict) -> dict:
+@job_type("character", route="characters", schema=CharacterRequest,
+          describe=lambda p: f"Create character {p['name']!r} (age {p['age']})")
+def create_character(owner: str, params: dict) -> dict:
     """Build the character described by ``params`` for ``owner``; returns ``{"characterId": ...}``."""
-    report(5, "validate", "Checking the request")
+    progress.report(5, "validate", "Checking the request")
     rng = random.Random(f"{params['name']}|{params['age']}|{params.get('species')}")
     pause()
 
-    report(30, "traits", "Choosing traits")
+    progress.report(30, "traits", "Choosing traits")
     species = params.get("species") or rng.choice(SPECIES)
     occupation = params.get("occupation") or rng.choice(OCCUPATIONS)
     traits = list(params.get("traits") or rng.sample(TRAITS, 3))
     stats = {stat: rng.randint(3, 18) for stat in ("strength", "dexterity", "intellect", "charisma")}
+    progress.log(f"Species: {species}; occupation: {occupation}", f"Traits: {', '.join(traits)}",
+                 "Stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     pause()
 
-    report(60, "backstory", "Writing backstory")
+    progress.report(60, "backstory", "Writing backstory")
     backstory = (
         f"{params['name']}, a {params['age']}-year-old {species} {occupation} from {rng.choice(PLACES)}, "
         f"{rng.choice(EVENTS)}. {', '.join(traits).capitalize()}, they set out {rng.choice(GOALS)}."
     )
     if params.get("description"):
         backstory += f" {params['description']}"
+    progress.log(f"Backstory: {len(backstory.split())} words")
     pause()
 
-    report(85, "save", "Saving character")
+    progress.report(85, "save", "Saving character")
     character_id = uuid.uuid4().hex
     character = {
         "id": character_id, "name": params["name"], "age": params["age"], "species": species,

@@ -7,23 +7,25 @@ import io
 import json
 import math
 import struct
-import uuid
 import wave
 
 from PIL import Image, ImageDraw
 from rq import get_current_job
 
+from jobapp import JobFailed, job_type, progress, store_file
+
 from .. import keys
-from . import JobFailed, settings
-from .progress import pause, report
+from .pacing import pause
+from .schemas import MediaRequest
 
 CONTENT_TYPES = {"image": "image/png", "audio": "audio/wav", "video": "image/gif"}
 
 
-def run(owner: str, params: dict) -> dict:
+@job_type("media", schema=MediaRequest, describe=lambda p: f"Render {p['kind']} for character {p['characterId']}")
+def render_media(owner: str, params: dict) -> dict:
     """Render ``params['kind']`` for the owner's character ``params['characterId']``."""
     connection = get_current_job().connection
-    report(5, "load", "Loading character")
+    progress.report(5, "load", "Loading character")
     raw = connection.get(keys.character(params["characterId"]))
     stored = json.loads(raw) if raw else None
     if stored is None or stored["owner"] != owner:
@@ -31,25 +33,19 @@ def run(owner: str, params: dict) -> dict:
     character = stored["character"]
     pause()
 
-    report(35, "compose", f"Composing {params['kind']}")
+    progress.report(35, "compose", f"Composing {params['kind']}")
     palette = _palette(character)
     pause()
 
-    report(65, "render", f"Rendering {params['kind']}")
+    progress.report(65, "render", f"Rendering {params['kind']}")
     kind = params["kind"]
     data = {"image": _portrait, "audio": _theme, "video": _animation}[kind](character, palette)
     pause()
 
-    report(90, "save", "Saving file")
-    media_id = uuid.uuid4().hex
-    key = keys.media(media_id)
-    with connection.pipeline() as pipe:
-        pipe.hset(key, mapping={"owner": owner, "characterId": character["id"], "kind": kind,
-                                "contentType": CONTENT_TYPES[kind], "data": data})
-        pipe.expire(key, settings().ARTIFACT_TTL)
-        pipe.execute()
-    return {"mediaId": media_id, "characterId": character["id"], "kind": kind,
-            "contentType": CONTENT_TYPES[kind], "bytes": len(data), "url": f"/api/v1/media/{media_id}"}
+    progress.report(90, "save", "Saving file")
+    url = store_file(data, CONTENT_TYPES[kind])  # owner-only, kept ARTIFACT_TTL
+    return {"mediaId": url.rsplit("/", 1)[-1], "characterId": character["id"], "kind": kind,
+            "contentType": CONTENT_TYPES[kind], "bytes": len(data), "url": url}
 
 
 def _palette(character: dict) -> list[tuple[int, int, int]]:
