@@ -73,7 +73,9 @@ def split(body: dict[str, Any], max_schedule_seconds: int,
         if (when - now).total_seconds() > max_schedule_seconds:
             raise _invalid("runAt", f"must be at most {max_schedule_seconds} seconds ahead")
         if when > now:  # a time in the past (or now) runs now
-            options.run_at = when.astimezone(timezone.utc)
+            # RQ's scheduler keeps whole seconds (it floors): round up, so the job never starts early.
+            whole = when.astimezone(timezone.utc).replace(microsecond=0)
+            options.run_at = whole if whole == when else whole + timedelta(seconds=1)
     return params, options
 
 

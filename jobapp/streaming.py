@@ -65,6 +65,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
         sent: dict[str, dict] = {}  # job id -> last job_update sent
         lines_to: dict[str, int] = {}  # job id -> id of the last log line the client has
         held: dict[str, dict] = {}  # job id -> state to send once the lines before it are out
+        truncated: set[str] = set()  # jobs whose last read stopped at EVENT_MAX_LINES: more to read
         last_log_read = 0.0
 
         def frame(natural: int, data: dict) -> str:
@@ -86,7 +87,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                         or event["updatedAt"] < previous["updatedAt"])
 
         def lines_behind(ids: Iterable[str]) -> list[str]:
-            return [i for i in ids if subscription.log_head(i) > lines_to.get(i, resume)]
+            return [i for i in ids if i in truncated or subscription.log_head(i) > lines_to.get(i, resume)]
 
         def flush(read_logs_of: Iterable[str]) -> list[str]:
             """Frames for the held states and the new lines of ``read_logs_of``, in id order."""
@@ -94,6 +95,11 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             heads = {i: subscription.log_head(i) for i in read_logs_of}
             chunks = joblog.read_after(connection, {i: lines_to.get(i, resume) for i in read_logs_of})
             last_log_read = time.monotonic()
+            for job_id in read_logs_of:
+                if job_id in chunks and not chunks[job_id].complete:
+                    truncated.add(job_id)
+                else:
+                    truncated.discard(job_id)
             for job_id, head in heads.items():  # nothing to read up to the head (lines dropped meanwhile)
                 if job_id not in chunks:
                     lines_to[job_id] = max(lines_to.get(job_id, resume), head)
@@ -150,7 +156,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             behind = lines_behind(subscription.job_ids)
             if not held and not behind:
                 continue
-            if behind:
+            if behind and not truncated.issuperset(behind):  # a backlog goes out at once; live lines gather
                 gap = LOG_BATCH_SECONDS - (time.monotonic() - last_log_read)
                 if gap > 0:
                     time.sleep(gap)  # let a burst of lines gather into one event

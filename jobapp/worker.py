@@ -59,7 +59,7 @@ class JobappWorker(Worker):
         exc_type, exc_value, _ = exc_info
         job.get_meta(refresh=True)
         job.meta["failedReason"] = failed_reason(job, exc_type, exc_value)
-        job.save_meta()
+        Job.save_meta(job)  # RQ's own save: not recorded yet, as RQ may still retry it (handle_job_failure records)
         super().handle_exception(job, *exc_info)  # logs the traceback here, in the worker
 
     def handle_work_horse_killed(self, job: Job, retpid, ret_val, rusage) -> None:
