@@ -234,6 +234,10 @@ function resolveUrl(url, baseUrl) {
  *   token, or pass token as a function that returns a fresh one.
  *   details.kind is "failed", "canceled", "http", "protocol" or "network".
  * @param {(event: object) => void} [options.onCancel] status "canceled"; without it onError("canceled") is called
+ * @param {(event: {type: 'job_log', jobId: string, seq: number, lines: string[], dropped: number}) => void} [options.onLog]
+ *   each job_log event (contract 1.1): lines the job wrote to its own log, in order; `seq` is the number of
+ *   the last line in `lines`, `dropped` how many of the oldest lines the server's cap removed for good.
+ *   Across reconnects each line arrives once (lines already delivered are left out by their number).
  * @param {() => void} [options.onOpen] each time a connection opens (a 200 text/event-stream answer)
  * @param {(reason: string) => void} [options.onClose] the watch ended, for any reason (after the other callback)
  * @param {typeof fetch} [options.fetch] the fetch to use (default globalThis.fetch)
@@ -287,6 +291,7 @@ function follow(name, options, react) {
     baseUrl,
     token,
     onUpdate,
+    onLog,
     onError,
     onOpen,
     onClose,
@@ -310,6 +315,7 @@ function follow(name, options, react) {
   let retryMs = initialRetryMs;
   let lastEventId = initialLastEventId != null ? String(initialLastEventId) : '';
   let delivered = false; // the current connection delivered at least one event
+  const logSeq = new Map(); // job id -> number of the last log line delivered
   let resolveClosed;
   const closed = new Promise((resolve) => { resolveClosed = resolve; });
 
@@ -357,6 +363,14 @@ function follow(name, options, react) {
       payload = JSON.parse(event.data);
     } catch {
       return; // not a job update
+    }
+    if (payload && payload.type === 'job_log' && Array.isArray(payload.lines)) {
+      const known = logSeq.get(payload.jobId) ?? 0;
+      const fresh = payload.seq - known; // lines not delivered yet (the last `fresh` of this event)
+      if (fresh <= 0) return;
+      logSeq.set(payload.jobId, payload.seq);
+      call(onLog, fresh >= payload.lines.length ? payload : { ...payload, lines: payload.lines.slice(-fresh) });
+      return;
     }
     if (!payload || payload.type !== 'job_update') return;
     call(onUpdate, payload);

@@ -19,7 +19,12 @@ import { watchJob } from './jobapp-client.js';
 
 const INITIAL = Object.freeze({
   progress: 0, status: 'pending', stage: null, message: null, result: null, error: null,
+  // contract 1.1 (null until the server sends them)
+  attempt: 1, maxAttempts: 1, position: null, scheduledFor: null, waitingFor: null, log: Object.freeze([]),
 });
+
+/** The newest log lines the hook keeps in `log` (older ones are dropped from the front). */
+const MAX_LOG_LINES = 1000;
 
 function defaultApiBase() {
   // Written out in full so Next.js inlines it; `process` may not exist in other bundlers.
@@ -39,17 +44,20 @@ function defaultApiBase() {
  * @param {(message: string, details: object) => void} [args.onError]
  * @param {(event: object) => void} [args.onCancel] without it a canceled job calls onError("canceled")
  * @param {(event: object) => void} [args.onUpdate] every job_update event
+ * @param {(event: object) => void} [args.onLog] every job_log event (lines the job wrote for its user)
  * @param {string} [args.apiBase] defaults to NEXT_PUBLIC_API_URL, then http://localhost:8088 (as in the guide)
- * @returns {{progress: number, status: string, stage: string|null, message: string|null, result: any, error: string|null}}
+ * @returns {{progress: number, status: string, stage: string|null, message: string|null, result: any, error: string|null,
+ *   attempt: number, maxAttempts: number, position: number|null, scheduledFor: number|null,
+ *   waitingFor: string[]|null, log: string[]}} `progress` starts again from 0 when a retry starts a new attempt
  */
-export function useJobSSE({ jobId, type, token, onComplete, onError, onCancel, onUpdate, apiBase } = {}) {
+export function useJobSSE({ jobId, type, token, onComplete, onError, onCancel, onUpdate, onLog, apiBase } = {}) {
   const [state, setState] = useState(INITIAL);
-  const callbacks = useRef({ onComplete, onError, onCancel, onUpdate });
+  const callbacks = useRef({ onComplete, onError, onCancel, onUpdate, onLog });
   const tokenRef = useRef(token);
 
   // Declared before the subscribing effect, so it runs first after every render.
   useEffect(() => {
-    callbacks.current = { onComplete, onError, onCancel, onUpdate };
+    callbacks.current = { onComplete, onError, onCancel, onUpdate, onLog };
     tokenRef.current = token;
   });
 
@@ -65,15 +73,28 @@ export function useJobSSE({ jobId, type, token, onComplete, onError, onCancel, o
       url: endpoint,
       token: () => tokenRef.current,
       onUpdate: (event) => {
-        setState((previous) => ({
-          ...previous,
-          status: event.status,
-          progress: Math.max(previous.progress, Number(event.progress) || 0),
-          stage: event.stage ?? null,
-          message: event.message ?? null,
-          result: event.result ?? previous.result,
-        }));
+        setState((previous) => {
+          const attempt = Number(event.attempt) || 1;
+          const sameAttempt = attempt === previous.attempt;
+          return {
+            ...previous,
+            status: event.status,
+            progress: sameAttempt ? Math.max(previous.progress, Number(event.progress) || 0) : Number(event.progress) || 0,
+            stage: event.stage ?? null,
+            message: event.message ?? null,
+            result: event.result ?? previous.result,
+            attempt,
+            maxAttempts: Number(event.maxAttempts) || 1,
+            position: event.position ?? null,
+            scheduledFor: event.scheduledFor ?? null,
+            waitingFor: event.waitingFor ?? null,
+          };
+        });
         callbacks.current.onUpdate?.(event);
+      },
+      onLog: (event) => {
+        setState((previous) => ({ ...previous, log: [...previous.log, ...event.lines].slice(-MAX_LOG_LINES) }));
+        callbacks.current.onLog?.(event);
       },
       onComplete: (result) => callbacks.current.onComplete?.(result),
       onCancel: (event) => {

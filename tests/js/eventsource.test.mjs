@@ -29,8 +29,8 @@ async function followUntilClosed(url, ms = 20_000) {
 
 function assertCompletedRun(messages) {
   assert.ok(messages.length >= 1, 'no message arrived');
-  const updates = messages.map((m) => m.data);
-  assert.ok(updates.every((u) => u.type === 'job_update'));
+  assert.ok(messages.every((m) => ['job_update', 'job_log'].includes(m.data.type)));
+  const updates = messages.map((m) => m.data).filter((u) => u.type === 'job_update'); // 1.1 adds job_log
   assert.ok(isNonDecreasing(updates.map((u) => u.progress)), `progress went down: ${updates.map((u) => u.progress)}`);
   const last = updates.at(-1);
   assert.equal(last.status, 'completed');

@@ -72,6 +72,21 @@ test('the guide\'s hook on a finished job gets the final event at once', live(),
   assert.match(record.completed[0].characterId, /^[0-9a-f]{32}$/);
 });
 
+test('the guide\'s hook works unchanged on jobs that wait, run later and write log lines (contract 1.1)', live(), async (t) => {
+  const first = await queueCharacter({ name: 'First', age: 30 });
+  const waiting = await queueCharacter({ name: 'Second', age: 31, dependsOn: [first.jobId] });
+  const later = await queueCharacter({ name: 'Later', age: 32, delaySeconds: 1 });
+  for (const { jobId } of [waiting, later]) {
+    const record = await runGuideHook({ apiBase: BASE_URL, timeoutMs: 15_000, type: 'character', jobId });
+    t.diagnostic(`guide hook recorded: ${JSON.stringify(record)}`);
+    assert.equal(record.timedOut, false, 'the guide\'s hook never saw the job finish');
+    assert.deepEqual(record.errors, []);
+    assert.equal(record.completed.length, 1);
+    assert.ok(isNonDecreasing(record.progress), `progress went down: ${record.progress}`);
+    assert.equal(record.status.at(-1), 'completed');
+  }
+});
+
 test('the guide\'s hook fails when a proxy re-chunks the stream (the defect watchJob fixes)', live(), async (t) => {
   const proxy = await startProxy(BASE_URL, { chunk: [1, 7] });
   try {

@@ -209,7 +209,8 @@ test('(d) through a proxy that re-chunks the stream into 1-7 byte pieces', live(
     t.diagnostic(`${seen.updates.length} events in ${sizes.length} network chunks, largest ${Math.max(...sizes)} bytes`);
     assert.ok(sizes.length >= 3 * seen.updates.length, 'the stream was not really re-chunked');
     // Everything the client parsed equals what the proxy forwarded, parsed whole.
-    const whole = parseSSE(proxy.requests[0].body).events.map((e) => JSON.parse(e.data));
+    const whole = parseSSE(proxy.requests[0].body).events.map((e) => JSON.parse(e.data))
+      .filter((e) => e.type === 'job_update'); // job_log events go to onLog
     assert.deepEqual(seen.updates, whole);
   } finally {
     await proxy.close();
@@ -305,4 +306,22 @@ test('429 when the user has too many open streams: onError gets the server\'s me
     return response.status === 200;
   }, 10_000, 'a stream place to be released');
   assert.ok(freed);
+});
+
+test('onLog gets a job\'s log lines in order, each once, also after a reconnect (contract 1.1)', live(), async () => {
+  const { jobId } = await queueCharacter({ name: 'Logger', age: 40 });
+  const logs = [];
+  const { seen, done } = follow({ url: BASE_URL + streamPath('character', jobId), onLog: (e) => logs.push(e) });
+  assert.equal(await done, 'completed');
+  assertCharacterCompleted(seen);
+  const lines = logs.flatMap((e) => e.lines);
+  assert.equal(lines.length, 4, `the demo character job logs four lines: ${JSON.stringify(lines)}`);
+  assert.match(lines[0], /^Species: /);
+  assert.equal(logs.at(-1).seq, 4);
+  assert.ok(logs.every((e) => e.type === 'job_log' && e.jobId === jobId && e.dropped === 0));
+  // A watch resuming after the first event gets the lines again from the server, each once.
+  const again = [];
+  const resumed = follow({ url: BASE_URL + streamPath('character', jobId), lastEventId: '1', onLog: (e) => again.push(e) });
+  assert.equal(await resumed.done, 'completed');
+  assert.deepEqual(again.flatMap((e) => e.lines), lines);
 });
