@@ -87,11 +87,15 @@ def enqueue(job_type: str, params: Any, owner: str) -> dict:
     if not isinstance(owner, str) or not owner.strip() or len(owner) > 256:
         raise InvalidParams("owner must be a user id (1-256 characters)", {"owner": "invalid"})
     clean = validate(kind, params)
+    try:
+        description = f"{kind.describe(clean)} for user {owner}"
+    except Exception:  # noqa: BLE001 - a describe() bug must not stop the job from being queued
+        description = f"{kind.name} job for user {owner}"
     with connection.pipeline() as pipe:
         job = queue.enqueue_call(
             kind.func, args=(owner, clean), job_id=str(uuid.uuid4()),
             meta={"owner": owner, "jobType": kind.name, "progress": 0},
-            description=f"{kind.describe(clean)} for user {owner}",
+            description=description,
             timeout=kind.timeout or config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL,
             failure_ttl=config.JOB_RESULT_TTL, retry=kind.retry, pipeline=pipe,
         )

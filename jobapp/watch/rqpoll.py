@@ -11,7 +11,6 @@ cost grows with those jobs, never with the number of streams watching them.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Iterable, Optional
 
 import redis
@@ -21,7 +20,6 @@ from rq.job import Job
 from .. import state, statestore
 from ..extensions import SERIALIZER
 
-log = logging.getLogger("jobapp.rqpoll")
 
 FIELDS = ("status", "meta")
 
