@@ -46,6 +46,7 @@ class Config:
     WATCHER: str = "hub"  # "hub" (one watcher per process) or "poll" (one loop per stream)
     POLL_INTERVAL_SECONDS: float = 0.5  # the "poll" watcher's tick
     HUB_POLL_SECONDS: float = 5.0  # the hub's safety-net re-read of every watched job
+    HUB_RQ_POLL_SECONDS: float = 1.0  # the hub reads RQ's hashes of watched jobs no jobapp worker runs; 0: off
     JOB_TIMEOUT: int = 600  # seconds before a running job is failed as timed out
     JOB_RESULT_TTL: int = 86400  # seconds a finished job's state and result stay readable
     ARTIFACT_TTL: int = 7 * 86400  # seconds made characters and media files are kept

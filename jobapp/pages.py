@@ -12,7 +12,10 @@ from .errors import ApiError, not_found
 
 bp = Blueprint("pages", __name__)
 
-CLIENT_DIR = Path(__file__).resolve().parent.parent / "client"
+# The repository's client/ folder; an installed jobapp carries it as the package data jobapp/client.
+CLIENT_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "client",
+                               Path(__file__).resolve().parent / "client") if (d / "jobapp-client.js").exists()),
+                  Path(__file__).resolve().parent.parent / "client")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 

@@ -98,13 +98,17 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
     depends = dependencies.check(connection, owner, options.depends_on)
     meta = {"owner": owner, "jobType": kind.name, "progress": 0, "maxAttempts": kind.max_attempts,
             "waitingFor": dependencies.waiting_for(depends)}
+    try:
+        description = f"{kind.describe(clean)} for user {owner}"
+    except Exception:  # noqa: BLE001 - a describe() bug must not stop the job from being queued
+        description = f"{kind.name} job for user {owner}"
     job_id = str(uuid.uuid4())
     while True:
         with connection.pipeline() as pipe:
             try:
                 job = queueopts.submit(
                     queue, options, kind.func, args=(owner, clean), job_id=job_id, meta=meta,
-                    description=f"{kind.describe(clean)} for user {owner}",
+                    description=description,
                     timeout=kind.timeout or config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL,
                     failure_ttl=config.JOB_RESULT_TTL, retry=kind.retry, pipeline=pipe,
                 )

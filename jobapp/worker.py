@@ -87,3 +87,18 @@ def build_worker(config: Config, queue_names: Optional[Sequence[str]] = None) ->
               for name in (queue_names or registry.queue_names())]
     return JobappWorker(queues, connection=connection, serializer=SERIALIZER, job_class=JobappJob,
                         job_monitoring_interval=config.WORKER_HEARTBEAT_SECONDS)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``jobapp-worker [queue ...]`` (and ``python worker.py``): a worker on the named queues, else every type's."""
+    import sys
+
+    from . import logs
+    from .config import ConfigError
+
+    logs.configure()
+    try:
+        worker = build_worker(Config.from_env(), list(sys.argv[1:] if argv is None else argv) or None)
+    except (ConfigError, registry.RegistryError) as exc:
+        sys.exit(f"jobapp worker cannot start: {exc}")
+    worker.work(with_scheduler=True)  # RQ's scheduler: runAt/delaySeconds and retry intervals, no extra process

@@ -1,5 +1,7 @@
 """rq-dashboard at /rq: behind basic auth, reading jobs with RQ's JSON serializer."""
 
+import json
+
 import httpx
 
 from tests.sse_client import queue_character, read_stream
@@ -23,6 +25,8 @@ def test_dashboard_shows_jobs_with_meaningful_descriptions(live):
     detail = httpx.get(f"{live.url}/rq/0/data/job/{job['jobId']}.json", auth=OPS)
     assert detail.status_code == 200, detail.text
     assert "Create character 'Dashboarded'" in detail.json()["description"]
+    meta = json.loads(detail.json()["metadata"])  # the same progress the stream carried, in RQ's meta
+    assert meta["progress"] == 85 and meta["stage"] == "save" and meta["owner"] == "alice"
     finished = httpx.get(f"{live.url}/rq/0/data/jobs/character/finished/100/desc/1.json", auth=OPS)
     assert finished.status_code == 200
     assert job["jobId"] in {j["id"] for j in finished.json()["jobs"]}

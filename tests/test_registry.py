@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -70,7 +69,6 @@ def test_a_bad_job_module_stops_gunicorn_and_the_worker(redis_server, modules):
 def test_a_function_rq_cannot_import_is_refused():
     with pytest.raises(RegistryError, match="nested function"):
         registry.load(["tests.jobmods.nested"])
-    main_module = type(sys)("__main__")
     from pydantic import BaseModel
 
     class Body(BaseModel):
@@ -82,7 +80,6 @@ def test_a_function_rq_cannot_import_is_refused():
     registry.job_type("from-a-script", schema=Body)(script_job)
     with pytest.raises(RegistryError, match="__main__"):
         registry.load(["__main__"])
-    del main_module
 
 
 def test_retry_is_normalised():

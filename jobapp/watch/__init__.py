@@ -36,4 +36,5 @@ def make_watcher(config: Config, connection: redis.Redis) -> Watcher:
         from .poll import PollWatcher
         return PollWatcher(connection, config.POLL_INTERVAL_SECONDS)
     from .hub import Hub
-    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS, config.POSITION_INTERVAL_SECONDS)
+    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS, config.HUB_RQ_POLL_SECONDS,
+               config.POSITION_INTERVAL_SECONDS)

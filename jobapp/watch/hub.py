@@ -25,6 +25,7 @@ from gevent.event import Event
 
 from .. import keys, lifecycle, metrics, positions, reaper, state, statestore
 from ..statestore import StoredState
+from .rqpoll import RQPoller
 
 log = logging.getLogger("jobapp.hub")
 
@@ -68,7 +69,7 @@ class HubSubscription:
 
 class Hub:
     def __init__(self, connection: redis.Redis, poll_seconds: float, dead_worker_seconds: float,
-                 position_seconds: float = 1.0) -> None:
+                 rq_poll_seconds: float = 1.0, position_seconds: float = 1.0) -> None:
         self._connection = connection
         self._poll_seconds = poll_seconds
         self._position_seconds = position_seconds
@@ -76,8 +77,11 @@ class Hub:
         self.positions: dict[str, int] = {}  # job id -> place in line last found
         self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
         self._dead_worker_seconds = dead_worker_seconds
+        self._rq_poll_seconds = rq_poll_seconds
+        self.rq = RQPoller(connection)
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
+        self.settled: set[str] = set()  # watched jobs that are finished, or whose changes jobapp's worker pushes
         self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
         self._wake = Event()
@@ -114,6 +118,8 @@ class Hub:
                     self.log_heads.pop(job_id, None)
                     self.positions.pop(job_id, None)
                     self._queued.pop(job_id, None)
+                    self.settled.discard(job_id)
+                    self.rq.forget([job_id])
         subscription.job_ids.clear()
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
@@ -125,6 +131,8 @@ class Hub:
         self._pid = os.getpid()
         self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap),
                            gevent.spawn(self._place)]
+        if self._rq_poll_seconds > 0:
+            self._greenlets.append(gevent.spawn(self._poll_rq))
 
     def current(self, job_id: str) -> Optional[StoredState]:
         """The job's latest state as streams see it: as stored, plus its place in line."""
@@ -250,5 +258,30 @@ class Hub:
                 if job_id in self.watchers and self.latest.get(job_id) != stored:
                     self.latest[job_id] = stored
                     self._track_queued(job_id, stored)
+                    self._settle(job_id, stored)
                     for subscription in list(self.watchers[job_id]):
                         subscription.notify(job_id)
+
+    def _settle(self, job_id: str, raw: bytes) -> None:
+        """Note whether RQ's hash of this job still needs polling (decoded once per change)."""
+        try:
+            stored = statestore.decode(raw)
+            done = state.is_terminal(stored.event.get("status")) or stored.pushed
+        except (ValueError, AttributeError):
+            done = False
+        if done:
+            self.settled.add(job_id)
+        else:
+            self.settled.discard(job_id)
+
+    def _poll_rq(self) -> None:
+        """About once a second, read RQ's hashes of the watched jobs no jobapp code reports on (rqpoll.py)."""
+        while True:
+            gevent.sleep(self._rq_poll_seconds)
+            candidates = [job_id for job_id in self.watchers if job_id not in self.settled]
+            try:
+                self.rq.poll(candidates, {i: self.latest[i] for i in candidates if i in self.latest})
+            except redis.RedisError as exc:
+                log.warning("hub: RQ poll failed (%s); will retry", type(exc).__name__)
+            except Exception:
+                log.exception("hub: RQ poll failed")
