@@ -64,3 +64,29 @@ def test_ten_jobs_at_once_on_one_connection_and_the_page_stays_responsive(live, 
         timeout=60000)
     assert len(streams) == 1, f"one connection for all jobs, not {streams}"
     page.screenshot(path=str(artifacts / "live-page-ten-jobs.png"), full_page=True)
+
+
+def test_a_portrait_queued_while_its_character_is_made_and_the_log_under_the_bar(service, browser, artifacts):
+    svc = service(JOB_STEP_SECONDS="1")
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, svc.url, "early-user")
+    page.fill("#name", "Early")
+    page.click("#create-character")
+    page.click(".job[data-status='pending'] .early, .job[data-status='active'] .early")
+    page.wait_for_selector(".job .line:has-text('waiting for Early')", timeout=10000)
+    page.wait_for_selector(".job .log:has-text('Species:')", timeout=20000)
+    page.wait_for_selector("img.media", timeout=30000)
+    page.wait_for_function("document.querySelector('img.media').naturalWidth === 256")
+    page.screenshot(path=str(artifacts / "live-page-depends-on.png"), full_page=True)
+    assert not errors
+
+
+def test_jobs_waiting_in_line_show_their_place(idle, browser):
+    page = browser.new_page()
+    sign_in(page, idle.url, "line-user")
+    page.fill("#count", "3")
+    page.click("#create-character")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.job .line')].some(l => /3rd in line/.test(l.textContent))", timeout=15000)

@@ -24,9 +24,10 @@ CONTENT_TYPES = {"image": "image/png", "audio": "audio/wav", "video": "image/gif
 @job_type("media", schema=MediaRequest, describe=lambda p: f"Render {p['kind']} for character {p['characterId']}")
 def render_media(owner: str, params: dict) -> dict:
     """Render ``params['kind']`` for the owner's character ``params['characterId']``."""
-    connection = get_current_job().connection
+    job = get_current_job()
+    connection = job.connection
     progress.report(5, "load", "Loading character")
-    raw = connection.get(keys.character(params["characterId"]))
+    raw = connection.get(keys.character(_character_id(job, params["characterId"])))
     stored = json.loads(raw) if raw else None
     if stored is None or stored["owner"] != owner:
         raise JobFailed("Character not found")
@@ -46,6 +47,16 @@ def render_media(owner: str, params: dict) -> dict:
     url = store_file(data, CONTENT_TYPES[kind])  # owner-only, kept ARTIFACT_TTL
     return {"mediaId": url.rsplit("/", 1)[-1], "characterId": character["id"], "kind": kind,
             "contentType": CONTENT_TYPES[kind], "bytes": len(data), "url": url}
+
+
+def _character_id(job, given: str) -> str:
+    """``given``, or (queued with ``dependsOn`` while its character was being made) the character the
+    ``character`` job named ``given`` made: RQ's own idiom, the dependency's return value."""
+    if given in job.dependency_ids:
+        for dependency in job.fetch_dependencies():
+            if dependency.id == given and isinstance(dependency.return_value(), dict):
+                return dependency.return_value().get("characterId", given)
+    return given
 
 
 def _palette(character: dict) -> list[tuple[int, int, int]]:
