@@ -15,8 +15,9 @@ from rq.queue import Queue
 
 from . import state
 
-#: Up to this many jobs of one queue are looked up with LPOS each; more share one LRANGE.
-LPOS_UP_TO = 4
+#: Up to this many jobs of one queue are looked up with LPOS each; more share one LRANGE
+#: (the crossover measured by bench/position.py is about 200, whatever the queue's length).
+LPOS_UP_TO = 200
 
 
 def queue_key(queue: str) -> str:
