@@ -20,7 +20,6 @@ from rq.job import Job
 from .. import state, statestore
 from ..extensions import SERIALIZER
 
-
 FIELDS = ("status", "meta")
 
 
