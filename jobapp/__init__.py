@@ -4,9 +4,11 @@ The public surface a team's own code uses is exactly what this module exports:
 
 - ``job_type``: register a function as a job type (``JOBAPP_JOBS`` lists the modules that do);
 - ``progress``: ``progress.report(pct, stage, message)`` and ``progress.track(iterable)`` inside a job
-  (RQ's own ``job.meta[...] = ...; job.save_meta()`` streams as well);
+  (RQ's own ``job.meta[...] = ...; job.save_meta()`` streams as well), and ``progress.log(line, ...)``
+  for lines of the job's own log its user sees on the stream;
 - ``store_file``: keep a file a job made, owner-only, and get the URL to put in its result;
-- ``enqueue``: queue a job from a view, a script or a cron job, and get its ``streamUrl``;
+- ``enqueue``: queue a job from a view, a script or a cron job, and get its ``streamUrl``
+  (``depends_on=[job ids]`` or ``run_at=datetime`` to make it wait);
 - ``JobFailed``: raise it to fail a job with a reason the user sees; ``InvalidParams``: what
   ``enqueue`` raises for bad params (``.fields``).
 
