@@ -1,6 +1,6 @@
 """The body of an SSE response: a generator that follows jobs through a watcher.
 
-It sends ``retry:`` and each job's current state at once, then one event per change, a
+It sends ``retry:`` (in the first event's block) and each job's current state at once, then one event per change, a
 keep-alive comment after each quiet heartbeat interval, and ends at the deadline (token expiry
 or maximum lifetime) or, for a single-job stream, after the terminal event.
 """
@@ -47,7 +47,6 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
     opened = time.monotonic()
     metrics.OPEN_STREAMS.inc()
     try:
-        yield sse.retry(settings.retry_ms)
         sent: dict[str, tuple[str, int]] = {}  # job id -> (status, updatedAt) last sent
         last_id = last_event_id or 0
 
@@ -63,8 +62,10 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 state.is_terminal(status) for status, _ in sent.values())
 
         # Read after subscribing, so no change falls between the read and the watch.
-        for stored in statestore.read_many(connection, subscription.job_ids).values():
-            yield frame(stored.event)
+        # retry: travels in the first event's block (and write); alone if there is no event yet.
+        first = [frame(stored.event) for stored in statestore.read_many(connection, subscription.job_ids).values()]
+        yield sse.retry(settings.retry_ms) + "".join(first[:1])
+        yield from first[1:]
         last_write = time.monotonic()
         while not finished():
             now = time.monotonic()
