@@ -54,6 +54,7 @@ class Config:
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
     RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
+    LOG_FORMAT: str = ""  # "json" or "human"; empty: json in production, human elsewhere (jobapp/logs.py)
     RQ_DASHBOARD_USERNAME: Optional[str] = None
     RQ_DASHBOARD_PASSWORD: Optional[str] = None
 
@@ -84,6 +85,8 @@ class Config:
             raise ConfigError("JWT_SECRET_KEY must be set to a random secret of 32+ characters in production")
         if self.DEAD_WORKER_SECONDS < 2 * self.WORKER_HEARTBEAT_SECONDS:
             raise ConfigError("DEAD_WORKER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS")
+        if self.LOG_FORMAT.strip().lower() not in {"", "human", "json"}:
+            raise ConfigError("LOG_FORMAT must be 'human' or 'json'")
         if self.WATCHER not in {"hub", "poll"}:
             raise ConfigError("WATCHER must be 'hub' or 'poll'")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
