@@ -76,7 +76,7 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
                 pipe.multi()
                 _write(pipe, key, owner, new, _ttl(job, new["status"]), job.id)
                 if state.is_terminal(new["status"]):
-                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
+                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job), new.get("failedReason"))
                 pipe.execute()
                 return new
             except redis.WatchError:
