@@ -53,14 +53,14 @@ def log_format(environ=None) -> str:
 
 
 class HumanFormatter(logging.Formatter):
-    """``12:00:01.234 INFO  gunicorn.access     [1f3a9c0e] message``: fixed-width columns, the request
+    """``12:00:01.234 INFO     gunicorn.access      [1f3a9c0e] message``: fixed-width columns, the request
     (or job) id's first 8 characters in brackets, a traceback below its line."""
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%H:%M:%S") + f".{int(record.msecs):03d}"
         context = getattr(record, "request_id", None) or getattr(record, "job_id", None) or ""
         logger = record.name if len(record.name) <= 20 else "…" + record.name[-19:]
-        line = f"{stamp} {record.levelname:<5} {logger:<20} [{context[:8]:<8}] {record.getMessage()}"
+        line = f"{stamp} {record.levelname:<8} {logger:<20} [{context[:8]:<8}] {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -58,7 +58,7 @@ def test_development_logs_are_aligned_human_lines_with_the_request_id(live):
     web = WebServer(env, live.log_dir)
     try:
         assert httpx.get(f"{web.url}/healthz", headers={"X-Request-ID": "human-req-0123456789"}).status_code == 200
-        line_shape = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO |WARNING|ERROR|CRITICAL) .{20} \[.{8}\] \S")
+        line_shape = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +.{20} \[.{8}\] \S")
         deadline = time.monotonic() + 15
         while "request_id=human-req-0123456789" not in web.log() and time.monotonic() < deadline:
             time.sleep(0.1)
