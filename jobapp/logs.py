@@ -59,6 +59,8 @@ class HumanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%H:%M:%S") + f".{int(record.msecs):03d}"
         context = getattr(record, "request_id", None) or getattr(record, "job_id", None) or ""
+        if not context and isinstance(record.args, dict):  # a gunicorn access line: its atoms
+            context = str(record.args.get("{x-request-id}o") or "").strip("-")
         logger = record.name if len(record.name) <= 20 else "…" + record.name[-19:]
         line = f"{stamp} {record.levelname:<8} {logger:<20} [{context[:8]:<8}] {record.getMessage()}"
         if record.exc_info:

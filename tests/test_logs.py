@@ -67,6 +67,7 @@ def test_development_logs_are_aligned_human_lines_with_the_request_id(live):
         assert access, web.log()
         assert all(line_shape.match(line) for line in lines), web.log()
         assert "gunicorn.access" in access[0] and "/healthz" in access[0]
+        assert "[human-re]" in access[0], "the request id's first 8 characters in the id column"
         assert not any(line.startswith("{") for line in lines), "no JSON lines in development"
         starts = {line.index("[") for line in lines}
         assert len(starts) == 1, "the id column starts at the same place on every line"

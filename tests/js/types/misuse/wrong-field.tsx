@@ -1,4 +1,4 @@
-// Must NOT type-check: `percent` is not a field of the hook's state nor of job_update.
+// Must NOT type-check (tests/test_types.py expects exactly these two errors): `percent` is not a field of the hook's state nor of job_update.
 import { watchJobs } from '../../../../client/jobapp-client.js';
 import { useJobSSE } from '../../../../client/useJobSSE.js';
 
