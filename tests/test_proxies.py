@@ -189,16 +189,16 @@ def test_a_full_job_streams_through_nginx_and_ends(live):
 
 
 def test_heartbeats_keep_nginx_read_timeout_from_cutting_an_idle_stream(idle):
-    """proxy_read_timeout 3 s (the default is 60 s) and a heartbeat every second: the idle stream
-    outlives four timeouts' worth and then ends normally."""
+    """proxy_read_timeout 3 s (the default is 60 s; 2 s of margin for a loaded machine) and a
+    heartbeat every second: the idle stream is still open after three timeouts' worth."""
     proxy = Proxy("nginx", idle.url, read_timeout=3)
     try:
         job = queue_character(proxy.url, idle.headers())
         url = f"{proxy.url}/api/v1/sse/jobs/character/{job['jobId']}"
-        reading = read_through(url, idle.headers(), timeout=12)
+        reading = read_through(url, idle.headers(), timeout=9)
         assert reading.cut is None, f"nginx cut the stream: {reading.cut}\n{proxy.error_log()}"
-        assert not reading.ended and reading.closed_at - reading.opened >= 12, "still open after 4 × proxy_read_timeout"
-        assert len(reading.heartbeats) >= 6, reading.heartbeats
+        assert not reading.ended and reading.closed_at - reading.opened >= 9, "still open after 3 × proxy_read_timeout"
+        assert len(reading.heartbeats) >= 4, reading.heartbeats
         assert [event["status"] for _, event in reading.events] == ["pending"]
     finally:
         proxy.stop()
