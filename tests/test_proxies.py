@@ -61,15 +61,22 @@ class Proxy:
             args = [CADDY, "run", "--config", str(config), "--adapter", "caddyfile"]
         self._out = open(self.log, "wb")
         self.popen = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + 20
         while True:
-            assert self.popen.poll() is None, f"{kind} exited:\n{self.log.read_text()}{self.error_log()}"
+            assert self.popen.poll() is None, f"{self.kind} exited:\n{self.log.read_text()}{self.error_log()}"
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"{kind} not ready:\n{self.log.read_text()}{self.error_log()}"
+            assert time.monotonic() < deadline, f"{self.kind} not ready:\n{self.log.read_text()}{self.error_log()}"
             time.sleep(0.1)
 
     def _nginx_config(self, target: str, read_timeout: Optional[int]) -> str:
