@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 
 JS_STAMP := tests/js/node_modules/.package-lock.json
 
-.PHONY: run test setup bench clean browser
+.PHONY: run test setup bench clean browser proxies
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,18 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Debian's nginx and Caddy for the reverse-proxy tests (tests/test_proxies.py runs them as this user,
+# with their own prefix and a free port; the packages' system services are never used).
+proxies:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx)
+	@command -v caddy >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy)
+
 setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m jobapp.devrun
 
-test: $(STAMP) $(JS_STAMP) browser
+test: $(STAMP) $(JS_STAMP) browser proxies
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -25,14 +25,15 @@ accesslog = "-"
 # No query strings in the access log (stream tokens travel in ?token=); the request id ties a line
 # to the application's lines of the same request.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
-# Every gunicorn line as a JSON object, like the application's (jobapp/logs.py).
+# Every gunicorn line in the application's format (jobapp/logs.py): JSON objects in production,
+# readable aligned lines in development (LOG_FORMAT switches).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "jobapp.logs.formatter"}},
+    "formatters": {"jobapp": {"()": "jobapp.logs.formatter"}},
     "handlers": {
-        "error": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-        "access": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "error": {"class": "logging.StreamHandler", "formatter": "jobapp", "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "jobapp", "stream": "ext://sys.stdout"},
     },
     "root": {"handlers": ["error"], "level": "INFO"},
     "loggers": {

@@ -1,11 +1,12 @@
-"""Flask CLI commands: ``token <user-id>`` mints an access token; ``queue <type> --user <id> '<json>'`` queues a job."""
+"""Flask CLI commands: ``token <user-id>`` mints an access token; ``queue <type> --user <id> '<json>'`` queues a job;
+``watch <type> <jobId> --user <id>`` follows one."""
 
 import json
 
 import click
 from flask import Flask
 
-from . import auth
+from . import auth, watchcli
 
 
 def init_app(app: Flask) -> None:
@@ -38,3 +39,5 @@ def init_app(app: Flask) -> None:
         except UnknownJobType as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(data))
+
+    app.cli.add_command(watchcli.watch)

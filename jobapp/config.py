@@ -61,6 +61,7 @@ class Config:
     RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
     JOBAPP_JOBS: list[str] = field(default_factory=lambda: ["jobapp.demo"])  # modules that register job types
+    LOG_FORMAT: str = ""  # "json" or "human"; empty: json in production, human elsewhere (jobapp/logs.py)
     RQ_DASHBOARD_USERNAME: Optional[str] = None
     RQ_DASHBOARD_PASSWORD: Optional[str] = None
 
@@ -93,6 +94,8 @@ class Config:
             raise ConfigError("DEAD_WORKER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS")
         if not self.JOBAPP_JOBS:
             raise ConfigError("JOBAPP_JOBS must name at least one module (the default is jobapp.demo)")
+        if self.LOG_FORMAT.strip().lower() not in {"", "human", "json"}:
+            raise ConfigError("LOG_FORMAT must be 'human' or 'json'")
         if self.WATCHER not in {"hub", "poll"}:
             raise ConfigError("WATCHER must be 'hub' or 'poll'")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):

@@ -1,5 +1,8 @@
-"""Structured JSON logs: one JSON object per line, with the request id on every line of a request
-and the job id on every line logged while a job runs.
+"""Logs with the request id on every line of a request and the job id on every line logged while a
+job runs: JSON lines in production, readable aligned lines for a person in development.
+
+``LOG_FORMAT`` (``json`` or ``human``) picks one; unset, it follows ``JOBAPP_ENV`` (``production``
+gets JSON). gunicorn's own lines use the same formatter (``gunicorn.conf.py``).
 
 The request id comes from a valid ``X-Request-ID`` header (a proxy's, such as Heroku's router) or
 is made here, and is echoed in the response's ``X-Request-ID``.
@@ -8,6 +11,7 @@ is made here, and is echoed in the response's ``X-Request-ID``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import uuid
@@ -36,12 +40,43 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def formatter() -> JsonFormatter:
+FORMATS = ("human", "json")
+
+
+def log_format(environ=None) -> str:
+    """``LOG_FORMAT`` if set, else ``json`` in production and ``human`` anywhere else."""
+    environ = os.environ if environ is None else environ
+    chosen = (environ.get("LOG_FORMAT") or "").strip().lower()
+    if chosen in FORMATS:
+        return chosen
+    return "json" if environ.get("JOBAPP_ENV") == "production" else "human"
+
+
+class HumanFormatter(logging.Formatter):
+    """``12:00:01.234 INFO     gunicorn.access      [1f3a9c0e] message``: fixed-width columns, the request
+    (or job) id's first 8 characters in brackets, a traceback below its line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = self.formatTime(record, "%H:%M:%S") + f".{int(record.msecs):03d}"
+        context = getattr(record, "request_id", None) or getattr(record, "job_id", None) or ""
+        if not context and isinstance(record.args, dict):  # a gunicorn access line: its atoms
+            context = str(record.args.get("{x-request-id}o") or "").strip("-")
+        logger = record.name if len(record.name) <= 20 else "…" + record.name[-19:]
+        line = f"{stamp} {record.levelname:<8} {logger:<20} [{context[:8]:<8}] {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def formatter() -> logging.Formatter:
+    """The formatter ``LOG_FORMAT`` (or ``JOBAPP_ENV``) asks for; gunicorn's logconfig uses it too."""
+    if log_format() == "human":
+        return HumanFormatter()
     return JsonFormatter(FORMAT, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
 
 
 def configure(level: int = logging.INFO) -> None:
-    """Send every logger's records to stderr as JSON lines (idempotent)."""
+    """Send every logger's records to stderr in the chosen format (idempotent)."""
     root = logging.getLogger()
     if any(getattr(h, "_jobapp", False) for h in root.handlers):
         return

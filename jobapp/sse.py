@@ -2,6 +2,11 @@
 
 Every frame is returned as one string so the caller yields it in a single write; naive clients
 that split each network chunk on newlines (the frontend guide's hook) then see whole events.
+
+Only a block with a ``data:`` line ends in a blank line. A blank line dispatches a message, and
+some clients (``@microsoft/fetch-event-source``) call ``onmessage`` for every dispatch, even of a
+block with no data, so ``retry:`` travels in the same block as the first event and a comment is a
+lone line (the SSE spec needs no blank line after either).
 """
 
 import json
@@ -9,8 +14,9 @@ from typing import Any
 
 
 def retry(milliseconds: int) -> str:
-    """Tell the client how long to wait before reconnecting."""
-    return f"retry: {int(milliseconds)}\n\n"
+    """Tell the client how long to wait before reconnecting: one field line, no blank line, so it
+    joins the block of the event written after it (or stands alone before the connection closes)."""
+    return f"retry: {int(milliseconds)}\n"
 
 
 def event(event_id: int, data: dict[str, Any]) -> str:
@@ -23,5 +29,7 @@ def event(event_id: int, data: dict[str, Any]) -> str:
 
 
 def comment(text: str = "keep-alive") -> str:
-    """A comment line; clients ignore it, proxies see traffic and keep the connection open."""
-    return f": {text}\n\n"
+    """A lone comment line; clients ignore it, proxies see traffic and keep the connection open.
+
+    No blank line after it: a blank line would dispatch an empty message in some clients."""
+    return f": {text}\n"

@@ -105,7 +105,7 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
                 pipe.multi()
                 _write(pipe, key, owner, job.origin, new, _ttl(job, new["status"]), job.id, push)
                 if state.is_terminal(new["status"]):
-                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job))
+                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job), new.get("failedReason"))
                 pipe.execute()
                 if state.is_terminal(new["status"]):
                     from . import dependencies  # it records the dependents through this module

@@ -1,6 +1,6 @@
 """The body of an SSE response: a generator that follows jobs through a watcher.
 
-It sends ``retry:`` and each job's current state at once, then one event per change, a
+It sends ``retry:`` (in the first event's block) and each job's current state at once, then one event per change, a
 keep-alive comment after each quiet heartbeat interval, and ends at the deadline (token expiry
 or maximum lifetime) or, for a single-job stream, after the terminal event.
 """
@@ -59,7 +59,6 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
     opened = time.monotonic()
     metrics.OPEN_STREAMS.inc()
     try:
-        yield sse.retry(settings.retry_ms)
         resume = last_event_id or 0
         last_id = resume
         sent: dict[str, dict] = {}  # job id -> last job_update sent
@@ -132,9 +131,12 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 state.is_terminal(event["status"]) for event in sent.values())
 
         # Read after subscribing, so no change falls between the read and the watch; lines after states.
+        # retry: travels in the first event's block (and write); alone if there is no event yet.
         initial = positions.add_to(connection, statestore.read_many(connection, subscription.job_ids))
         held.update(initial)
-        yield from flush(list(subscription.job_ids))
+        first = flush(list(subscription.job_ids))
+        yield sse.retry(settings.retry_ms) + "".join(first[:1])
+        yield from first[1:]
         last_write = time.monotonic()
         while not finished():
             now = time.monotonic()

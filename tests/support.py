@@ -31,7 +31,7 @@ def base_env(redis_url: str, **overrides: str) -> dict:
     env.update({
         "REDIS_URL": redis_url, "JWT_SECRET_KEY": SECRET, "JOB_STEP_SECONDS": "0.05",
         "SSE_HEARTBEAT_SECONDS": "1", "HUB_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1",
-        "RATE_LIMIT_QUEUE": "100000/minute", "MAX_STREAMS_PER_USER": "1000",
+        "RATE_LIMIT_QUEUE": "100000/minute", "MAX_STREAMS_PER_USER": "1000", "LOG_FORMAT": "json",
     })
     env.update({k: str(v) for k, v in overrides.items()})
     return env

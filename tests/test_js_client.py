@@ -5,7 +5,7 @@ a spec EventSource on the streamUrl, watchJob, the SSE parser on re-chunked stre
 connections, and useJobSSE under React. This runs them against the session's gunicorn + RQ worker
 and fails with Node's whole output if any of them fails or is skipped.
 
-Their packages (eventsource, react, react-test-renderer) come from tests/js/package-lock.json:
+Their packages (eventsource, react, react-test-renderer, @microsoft/fetch-event-source) come from tests/js/package-lock.json:
 ``npm ci --prefix tests/js``.
 """
 
@@ -20,7 +20,7 @@ from .support import ROOT, WebServer, make_token
 
 JS_DIR = ROOT / "tests" / "js"
 INSTALL = "npm ci --prefix tests/js"
-PACKAGES = ("eventsource", "react", "react-test-renderer")
+PACKAGES = ("eventsource", "react", "react-test-renderer", "@microsoft/fetch-event-source")
 MIN_NODE = 20
 #: The second web process, for the 429 test, lets a user hold only this many open streams.
 STREAM_CAP = 5

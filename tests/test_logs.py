@@ -37,3 +37,39 @@ def test_worker_logs_are_json_with_the_job_id(live):
     time.sleep(0.5)
     records = json_lines(live.worker.log())
     assert any(r.get("job_id") == job["jobId"] for r in records), "job logs carry the job id"
+
+
+def test_log_format_follows_jobapp_env_unless_set():
+    from jobapp.logs import log_format
+    assert log_format({}) == "human"
+    assert log_format({"JOBAPP_ENV": "development"}) == "human"
+    assert log_format({"JOBAPP_ENV": "production"}) == "json"
+    assert log_format({"JOBAPP_ENV": "production", "LOG_FORMAT": "human"}) == "human"
+    assert log_format({"LOG_FORMAT": "json"}) == "json"
+
+
+def test_development_logs_are_aligned_human_lines_with_the_request_id(live):
+    """``make run``'s console: JOBAPP_ENV unset and no LOG_FORMAT, as a newcomer starts it."""
+    import re
+
+    from tests.support import WebServer
+
+    env = {k: v for k, v in live.env.items() if k != "LOG_FORMAT"}
+    web = WebServer(env, live.log_dir)
+    try:
+        assert httpx.get(f"{web.url}/healthz", headers={"X-Request-ID": "human-req-0123456789"}).status_code == 200
+        line_shape = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +.{20} \[.{8}\] \S")
+        deadline = time.monotonic() + 15
+        while "request_id=human-req-0123456789" not in web.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [line for line in web.log().splitlines() if line.strip()]
+        access = [line for line in lines if "request_id=human-req-0123456789" in line]
+        assert access, web.log()
+        assert all(line_shape.match(line) for line in lines), web.log()
+        assert "gunicorn.access" in access[0] and "/healthz" in access[0]
+        assert "[human-re]" in access[0], "the request id's first 8 characters in the id column"
+        assert not any(line.startswith("{") for line in lines), "no JSON lines in development"
+        starts = {line.index("[") for line in lines}
+        assert len(starts) == 1, "the id column starts at the same place on every line"
+    finally:
+        web.stop()

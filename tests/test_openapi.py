@@ -24,10 +24,12 @@ import os
 import re
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
+import swagger_ui_bundle
 from openapi_spec_validator import validate as validate_openapi
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import allow_header_conformance, ignored_auth, positive_data_acceptance
@@ -131,11 +133,11 @@ def test_security_schemes_and_public_routes(client):
     assert stream["security"] == [{"bearerAuth": []}, {"streamToken": []}]
     assert set(stream["responses"]) >= {"200", "204", "401", "404"}
     assert "text/event-stream" in stream["responses"]["200"]["content"]
-    for path in ("/healthz", "/readyz", "/metrics", DOC, "/api/v1/docs"):
+    for path in ("/healthz", "/readyz", "/metrics", DOC, "/api/v1/docs", "/api/v1/docs/{filename}"):
         assert document["paths"][path]["get"]["security"] == [], path
     for path, method in documented_operations(document):
         operation = document["paths"][path][method.lower()]
-        if path.startswith("/api/v1/") and path not in (DOC, "/api/v1/docs"):
+        if path.startswith("/api/v1/") and path not in (DOC, "/api/v1/docs", "/api/v1/docs/{filename}"):
             assert operation.get("security", document["security"]), f"{method} {path} needs a token"
             assert "401" in operation["responses"], f"{method} {path} documents no 401"
 
@@ -145,16 +147,49 @@ def test_document_and_docs_need_no_token(client):
     assert client.get("/api/v1/docs").status_code == 200
 
 
-def test_docs_page_renders_the_document_and_loads_nothing_from_elsewhere(client):
+def test_docs_page_is_swagger_ui_from_the_package_and_loads_nothing_from_elsewhere(client):
     response = client.get("/api/v1/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the page must not load anything remote"
-    assert "@import" not in html and "url(" not in html
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "http" not in csp
-    embedded = re.search(r'<script type="application/json" id="spec">(.*?)</script>', html, re.S).group(1)
-    assert json.loads(embedded) == client.get(DOC).get_json()
+    assert "default-src 'none'" in csp and "http" not in csp and "script-src 'self'" in csp
+    assert 'data-spec="/api/v1/openapi.json"' in html
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/api/v1/docs/swagger-ui-bundle.js" in loaded and "/api/v1/docs/swagger-ui.css" in loaded
+    package = Path(swagger_ui_bundle.swagger_ui_path)
+    for url in loaded:
+        served = client.get(url)
+        assert served.status_code == 200, url
+        name = url.rsplit("/", 1)[1]
+        if (package / name).is_file():
+            assert served.get_data() == (package / name).read_bytes(), f"{name} is the package's own file"
+    assert client.get("/api/v1/docs/index.html").status_code == 404, "only the files the page needs"
+    assert client.get("/api/v1/docs/../openapi.py").status_code == 404
+
+
+def test_sse_routes_are_event_streams_with_the_event_schemas(client):
+    document = client.get(DOC).get_json()
+    schemas = document["components"]["schemas"]
+    for path in (SSE_PATH, MANY_PATH):
+        content = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert list(content) == ["text/event-stream"]
+        assert content["text/event-stream"]["schema"] == {"$ref": "#/components/schemas/ServerSentEvent"}
+    data = schemas["ServerSentEvent"]["properties"]["data"]
+    assert data["contentSchema"] == {"oneOf": [{"$ref": "#/components/schemas/JobUpdate"},
+                                               {"$ref": "#/components/schemas/JobLog"}]}
+    update = schemas["JobUpdate"]["properties"]
+    assert {"attempt", "maxAttempts", "position", "scheduledFor", "waitingFor"} <= set(update), "contract 1.1"
+    assert set(schemas["JobLog"]["required"]) == {"type", "jobId", "seq", "lines", "dropped"}
+
+
+def test_every_registered_job_type_has_its_queue_route_from_the_registry(client):
+    document = client.get(DOC).get_json()
+    for job_type in REGISTRY.values():
+        operation = document["paths"][f"/api/v1/{job_type.route}/queue"]["post"]
+        assert operation["operationId"] == f"queue_{job_type.name}"
+    enum = document["paths"][SSE_PATH]["parameters"][0]["schema"]["enum"]
+    assert enum == [job_type.name for job_type in REGISTRY.values()]
 
 
 # --- schemathesis: generated requests ----------------------------------------------------------
@@ -163,18 +198,22 @@ SSE_PATH = "/api/v1/sse/jobs/{job_type}/{job_id}"
 MANY_PATH = "/api/v1/sse/jobs"
 
 
-def test_served_document_is_the_built_one(client, app):
-    assert client.get(DOC).get_json() == openapi.build_document(app.config["MAX_CONTENT_LENGTH"])
+#: The document of an app with the default settings (no Redis is touched to build it), loaded at
+#: import so pytest shows one test per operation; ``test_served_document_is_the_built_one`` checks
+#: that it is exactly the document the app serves. Requests go to ``fuzz_app`` (WSGI).
+BUILT = openapi.build_document(create_app(Config.from_env({}, REDIS_URL="redis://127.0.0.1:9/0", JWT_SECRET_KEY=SECRET)))
 
 
-# Loaded at import so pytest shows one test per operation; ``test_served_document_is_the_built_one``
-# checks that this is exactly the document the app serves. Requests go to ``fuzz_app`` (WSGI).
-api = schemathesis.openapi.from_dict(openapi.build_document(), config=schemathesis_config("alice")) \
+def test_served_document_is_the_built_one(client):
+    assert client.get(DOC).get_json() == BUILT
+
+
+api = schemathesis.openapi.from_dict(copy.deepcopy(BUILT), config=schemathesis_config("alice")) \
     .exclude(path=[SSE_PATH, MANY_PATH])
 stream_as_user_without_jobs = schemathesis.openapi.from_dict(
-    openapi.build_document(), config=schemathesis_config("owns-no-jobs")).include(path=SSE_PATH)
+    copy.deepcopy(BUILT), config=schemathesis_config("owns-no-jobs")).include(path=SSE_PATH)
 stream_without_credentials = schemathesis.openapi.from_dict(
-    openapi.build_document(), config=schemathesis_config(None)).include(path=[SSE_PATH, MANY_PATH])
+    copy.deepcopy(BUILT), config=schemathesis_config(None)).include(path=[SSE_PATH, MANY_PATH])
 
 
 # ``/api/v1/<collection>/queue`` also matches ``/api/v1/<collection>/<id>`` (GET), so Flask's

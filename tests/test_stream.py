@@ -48,11 +48,15 @@ def test_each_event_is_one_write_with_id_and_one_data_line(live):
     job = queue_character(live.url, live.headers())
     head, chunks = raw_chunks(live.url + stream_path(job), live.headers(), until=b'"completed"')
     assert b"200 OK" in head.split(b"\r\n")[0]
-    assert chunks[0].startswith(b"retry: ")
+    assert chunks[0].startswith(b"retry: ") and b"\ndata: " in chunks[0], "retry: in the first event's block"
+    assert chunks[0].split(b"\n")[1].startswith(b"id: "), "no blank line between retry: and the first event"
     events = [c for c in chunks if b"data: " in c]
     assert events and any(b'"completed"' in c for c in events)
+    assert all(c.endswith(b"\n\n") == (b"data: " in c) for c in chunks), "only blocks with data: end in a blank line"
     for chunk in events:
         lines = chunk.decode().split("\n")
+        if lines[0].startswith("retry: "):
+            lines = lines[1:]
         assert lines[0].startswith("id: ") and lines[0][4:].isdigit()
         assert lines[1].startswith("data: ") and json.loads(lines[1][6:])["type"] in {"job_update", "job_log"}
         assert lines[2:] == ["", ""], "id, one data line, blank line, in a single write"
@@ -117,7 +121,7 @@ def test_a_job_queued_on_one_web_process_streams_from_another(live):
 def test_heartbeat_comments_keep_an_idle_stream_open(idle):
     job = queue_character(idle.url, idle.headers())
     _, chunks = raw_chunks(idle.url + stream_path(job), idle.headers(), until=b": keep-alive", timeout=5)
-    assert chunks[-1] == b": keep-alive\n\n", "a comment after SSE_HEARTBEAT_SECONDS (1 s here) of silence"
+    assert chunks[-1] == b": keep-alive\n", "a lone comment line (no blank line) after SSE_HEARTBEAT_SECONDS (1 s here) of silence"
     assert sum(b"data: " in c for c in chunks) == 1, "the pending state once, no repeats"
 
 
