@@ -104,9 +104,31 @@ class Links(BaseModel):
                            description="The job's snapshot (the fallback for clients without SSE).")
 
 
+class JobLogLines(BaseModel):
+    model_config = _doc("1.1: a job's kept log lines, with `?log=1` on its snapshot.")
+    lines: list[str] = Field(description="The kept lines, oldest first.")
+    seq: int = Field(ge=0, description="The number of the last line in `lines` across the job's whole log.")
+    dropped: int = Field(ge=0, description="How many of the oldest lines the `JOB_LOG_MAX_LINES` cap removed.")
+
+
 class JobSnapshot(JobUpdate, Links):
     model_config = _doc("A job's latest state (the same payload as its latest event) plus a fresh `streamUrl` "
                         "and its `statusUrl`.")
+    log: Optional[JobLogLines] = Field(None, description="With `?log=1`: the job's log lines (1.1).")
+
+
+class JobTypeInfo(BaseModel):
+    model_config = _doc("A registered job type.")
+    name: str = Field(description="The job type (`jobType` of its events).")
+    route: str = Field(description="The collection in its queue route.")
+    queueUrl: str = Field(description="`POST` a body here to queue one.")
+    maxAttempts: int = Field(ge=1, description="How many attempts a job of this type may take (1.1).")
+    schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of the request body.")
+
+
+class JobTypeList(BaseModel):
+    model_config = _doc("Every registered job type (what the live page builds its forms from).")
+    data: list[JobTypeInfo]
 
 
 class QueuedJob(Links):
@@ -167,6 +189,7 @@ class DevToken(BaseModel):
 
 
 #: Every model the document names, in the order its schemas are listed.
-MODELS: tuple[type[BaseModel], ...] = (Error, JobUpdate, JobLog, ServerSentEvent, JobSnapshot, QueuedJob, JobList,
+MODELS: tuple[type[BaseModel], ...] = (Error, JobUpdate, JobLog, ServerSentEvent, JobLogLines, JobSnapshot, QueuedJob,
+                                       JobList, JobTypeInfo, JobTypeList,
                                        Character, Health, Readiness, DevConfig, DevTokenRequest, DevToken)
 Event = Union[JobUpdate, JobLog]

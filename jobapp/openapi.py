@@ -56,7 +56,40 @@ def schemas(types: list) -> dict[str, dict]:
         schema = model.model_json_schema(ref_template=REF)
         found.update(schema.pop("$defs", {}))
         found[model.__name__] = schema
+        found[queue_body(job_type)] = _queue_body_schema(schema, model.__name__)
     return found
+
+
+def queue_body(job_type) -> str:
+    """The name of a job type's queue body: its request model plus contract 1.1's queue options."""
+    return f"{job_type.schema.__name__}QueueBody"
+
+
+def _queue_body_schema(model_schema: dict, model_name: str) -> dict:
+    body = {**model_schema, "properties": {**model_schema.get("properties", {}), **QUEUE_OPTIONS},
+            "title": f"{model_name} queue body"}
+    body["allOf"] = [{"not": {"required": pair}} for pair in
+                     (["runAt", "delaySeconds"], ["dependsOn", "runAt"], ["dependsOn", "delaySeconds"])]
+    return body
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+#: The queue body's options beside the type's own fields (contract 1.1).
+QUEUE_OPTIONS: dict[str, dict] = {
+    "dependsOn": {**_nullable({"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1}}),
+                  "description": "Ids of the caller's jobs this one waits for (`waitingFor`); it runs when all "
+                                 "complete and fails at once if one fails or is canceled. An id that is not the "
+                                 "caller's answers 404."},
+    "runAt": {**_nullable({"type": "string", "format": "date-time"}),
+              "description": "Run later: ISO 8601 with a UTC offset. A time in the past runs now; more than "
+                             "`MAX_SCHEDULE_SECONDS` (default 7 days) ahead is a 400. At most one of `dependsOn`, "
+                             "`runAt` and `delaySeconds`."},
+    "delaySeconds": {**_nullable({"type": "number", "minimum": 0, "maximum": 7 * 86400}),
+                     "description": "Run this many seconds from now (at most `MAX_SCHEDULE_SECONDS`)."},
+}
 
 
 def _error(description: str, **extra) -> dict:
@@ -131,7 +164,7 @@ def _last_event_id(description: str) -> dict:
 PATH_PARAMETERS: dict[str, tuple[dict, str]] = {
     "job_id": ({"type": "string", "format": "uuid"}, "The job's id (`jobId`, a UUID4)."),
     "character_id": ({"type": "string"}, "`result.characterId` of a `character` job."),
-    "media_id": ({"type": "string"}, "`result.mediaId` of a `media` job."),
+    "file_id": ({"type": "string"}, "The last part of the result's `url` (`result.mediaId` of a `media` job)."),
     "name": ({"type": "string"}, "The file's path inside `client/`."),
     "filename": ({"type": "string"}, "A file of Swagger UI."),
 }
@@ -168,12 +201,12 @@ def queue_operation(job_type) -> dict:
                        f"`{name}` job. Answers with its id, a `streamUrl` to watch it and a `statusUrl`. Each user "
                        "may queue at most `RATE_LIMIT_QUEUE` jobs per route (default 60 a minute); past that, 429.",
         "security": BEARER,
-        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(job_type.schema.__name__)}}},
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(queue_body(job_type))}}},
         "responses": {
             "202": _json(_data("QueuedJob"), "Queued.", links={
                 "GetJobSnapshot": {"operationId": "get_job_snapshot", "parameters": job_links},
                 "CancelJob": {"operationId": "cancel_job", "parameters": job_links}}),
-            **_errors(400, 401, 405, 413, 415, 429, 503),
+            **_errors(400, 401, 404, 405, 413, 415, 429, 503),
         },
     }
 
@@ -226,6 +259,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "tags": ["jobs"], "operationId": "get_job_snapshot", "summary": "A job's latest state", "security": BEARER,
         "description": "The same payload as the job's latest event, plus a fresh `streamUrl`: the fallback for "
                        "clients without SSE.",
+        "parameters": [{"name": "log", "in": "query", "required": False, "schema": {"enum": ["1", "true"]},
+                        "description": "Add the job's log lines as `log` (1.1)."}],
         "responses": {"200": _json(_data("JobSnapshot"), "The job's latest state."), **_errors(401, 404, 405, 503)},
     },
     "jobs.cancel_job": {
@@ -248,19 +283,27 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                                    "more will come, and `EventSource` stops reconnecting."},
             **_errors(401, 404, 405, 429, 503)},
     },
-    "results.character": {
+    "demo.character": {  # the demo's own route (jobapp.demo registers its blueprint)
         "tags": ["results"], "operationId": "get_character", "summary": "A character a job made", "security": BEARER,
         "description": "The profile a completed `character` job made (its `result.characterId`), to its owner only.",
         "responses": {"200": _json(_data("Character"), "The character."), **_errors(401, 404, 405, 503)},
     },
-    "results.media": {
-        "tags": ["results"], "operationId": "get_media", "summary": "A media file a job made", "security": BEARER,
-        "description": "The file a completed `media` job rendered (its `result.mediaId`), to its owner only: "
-                       "`image/png` for `image`, `audio/wav` for `audio`, `image/gif` for `video`.",
+    "results.file": {
+        "tags": ["results"], "operationId": "get_file", "summary": "A file a job stored as its result",
+        "security": BEARER,
+        "description": "A file a job stored with `store_file` (its result's `url`), to its owner only, for "
+                       "`ARTIFACT_TTL` (default 7 days). The `media` job's PNG, WAV or GIF is one.",
         "responses": {
-            "200": {"description": "The file.", "content": {"image/png": {}, "audio/wav": {}, "image/gif": {}},
+            "200": {"description": "The file, with the content type the job gave it.", "content": {"*/*": {}},
                     "headers": {"Cache-Control": {"schema": {"type": "string"}, "description": "`private, max-age=3600`."}}},
             **_errors(401, 404, 405, 503)},
+    },
+    "types.job_types": {
+        "tags": ["jobs"], "operationId": "list_job_types", "summary": "The job types you can queue",
+        "security": BEARER,
+        "description": "Every registered job type: its name, its queue route and the JSON Schema of its request "
+                       "body (what the live page builds its forms from).",
+        "responses": {"200": _json(_ref("JobTypeList"), "The job types."), **_errors(401, 405, 503)},
     },
     "health.healthz": {
         "tags": ["operations"], "operationId": "healthz", "summary": "Liveness", "security": PUBLIC,
@@ -353,8 +396,12 @@ def _operation(rule: Rule, view: Callable, queue_routes: dict) -> dict:
     if rule.rule in queue_routes:
         return queue_operation(queue_routes[rule.rule])
     summary = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
-    return {"summary": summary, "operationId": rule.endpoint.replace(".", "_"),
-            "responses": {"200": {"description": "OK"}, **_errors(405)}}
+    if not rule.rule.startswith(API_PREFIX + "/"):
+        return {"summary": summary, "operationId": rule.endpoint.replace(".", "_"), "security": PUBLIC,
+                "responses": {"200": {"description": "OK"}, **_errors(405)}}
+    # A route of a job module's own blueprint: behind the access token, like every /api/v1 route.
+    return {"summary": summary, "operationId": rule.endpoint.replace(".", "_"), "security": BEARER,
+            "responses": {"200": {"description": "OK"}, **_errors(401, 404, 405, 503)}}
 
 
 def build_document(app: Flask) -> dict[str, Any]:
