@@ -109,6 +109,20 @@ def test_a_plain_rq_worker_job_streams_its_save_meta_progress_and_final_state(ow
     assert "Started" in own.plain.log() or "metajob" in own.plain.log()
 
 
+def test_an_unwatched_plain_rq_worker_job_reads_finished_in_its_snapshot_and_the_list(own):
+    user = "unwatched-user"
+    data = queue(own, "meta-steps", {"steps": 1, "pause": 0.1}, user=user)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # no stream is open: nothing but the snapshot itself reads RQ's hash
+        snapshot = httpx.get(own.url + data["statusUrl"], headers=own.headers(user)).json()["data"]
+        if snapshot["status"] == "completed":
+            break
+        time.sleep(0.3)
+    assert snapshot["status"] == "completed" and snapshot["result"] == {"steps": 1}, snapshot
+    listed = httpx.get(f"{own.url}/api/v1/jobs", headers=own.headers(user)).json()["data"]
+    assert [(j["jobId"], j["status"]) for j in listed] == [(data["jobId"], "completed")]
+
+
 def test_a_dead_plain_worker_is_caught_by_the_reaper(own, artifacts):
     data = queue(own, "meta-steps", {"steps": 10, "pause": 1.0})
     first = read_stream(own.url + data["streamUrl"], timeout=20,
