@@ -220,8 +220,14 @@ def _schemas() -> dict[str, dict]:
             "properties": {"status": {"const": "ok"}},
         },
         "Readiness": {
-            "type": "object", "required": ["status", "redis"],
-            "properties": {"status": {"enum": ["ready", "unavailable"]}, "redis": {"enum": ["ok", "unreachable"]}},
+            "type": "object", "required": ["status", "redis", "maxmemoryPolicy", "evicts", "full", "warnings"],
+            "properties": {
+                "status": {"const": "ready"}, "redis": {"const": "ok"},
+                "maxmemoryPolicy": {"type": "string", "description": "Redis's `maxmemory-policy`."},
+                "evicts": {"type": "boolean", "description": "True if that policy can delete keys (jobs would vanish)."},
+                "full": {"type": "boolean", "description": "True if Redis is at `maxmemory`: new jobs are refused."},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
         },
     }
     schemas.update(_request_schemas())
@@ -256,7 +262,8 @@ def _responses(max_body: int) -> dict[str, dict]:
             "headers": {"Retry-After": {"required": True, "description": "Seconds to wait before retrying.",
                                         "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
         },
-        "Unavailable": _error("Redis is unreachable: nothing was queued or changed. Retry shortly."),
+        "Unavailable": _error("Redis is unreachable (code `unavailable`) or full (code `store_full`): nothing was "
+                              "queued or changed. Retry after `Retry-After` seconds."),
     }
 
 
@@ -484,10 +491,13 @@ def _paths() -> dict[str, dict]:
     }}
     paths["/readyz"] = {"get": {
         "tags": ["operations"], "operationId": "readyz", "summary": "Readiness",
-        "description": "Ready to take work: Redis answers.",
+        "description": "Ready to take work: Redis answers within `REDIS_SOCKET_TIMEOUT`. Also says whether Redis "
+                       "is full and whether its memory policy can evict jobs.",
         "security": PUBLIC,
         "responses": {"200": _json(_ref("Readiness"), "Ready: Redis answers."),
-                      "503": _json(_ref("Readiness"), "Not ready: Redis is unreachable."),
+                      "503": _json(_ref("Error"), "Not ready: Redis is not answering (code `not_ready`).",
+                                   headers={"Retry-After": {"description": "Seconds to wait.",
+                                                            "schema": {"type": "string"}}}),
                       **_errors(405)},
     }}
     paths["/metrics"] = {"get": {

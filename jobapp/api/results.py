@@ -14,7 +14,9 @@ bp = Blueprint("results", __name__)
 _ARTIFACT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@bp.get("/characters/<character_id>")
+# Artifact ids are 32 hex characters; the length keeps these GET routes off ``/characters/queue`` and
+# ``/media/queue``, so a GET there answers 405 (POST only) rather than "not found".
+@bp.get("/characters/<string(length=32):character_id>")
 def character(character_id: str):
     caller = auth.current_caller()
     raw = redis_client.connection.get(keys.character(character_id)) if _ARTIFACT_ID.match(character_id) else None
@@ -24,7 +26,7 @@ def character(character_id: str):
     return jsonify({"data": stored["character"]})
 
 
-@bp.get("/media/<media_id>")
+@bp.get("/media/<string(length=32):media_id>")
 def media(media_id: str):
     caller = auth.current_caller()
     fields = redis_client.connection.hmget(keys.media(media_id), "owner", "contentType", "data") \

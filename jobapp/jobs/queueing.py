@@ -15,6 +15,7 @@ from .. import state, statestore, userjobs
 from ..config import Config
 from ..errors import ApiError, not_found
 from ..extensions import SERIALIZER, redis_client
+from ..redisconn import replicated
 from ..statestore import StoredState
 from . import JobType
 
@@ -26,20 +27,21 @@ def valid_job_id(job_id: str) -> bool:
 
 
 def enqueue(job_type: JobType, params: dict, owner: str, config: Config) -> dict:
-    """Queue a job and record its first state in one transaction: all of it, or none of it."""
-    connection = redis_client.connection
+    """Queue a job and record its first state in one transaction: all of it, or none of it (a full
+    Redis refuses the whole transaction). With ``REDIS_WAIT_REPLICAS``, wait for replicas to have it."""
     queue = redis_client.queue(job_type.name)
-    with connection.pipeline() as pipe:
-        job = queue.enqueue_call(
-            job_type.func, args=(owner, params), job_id=str(uuid.uuid4()),
-            meta={"owner": owner, "jobType": job_type.name, "progress": 0},
-            description=f"{job_type.describe(params)} for user {owner}",
-            timeout=config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL, failure_ttl=config.JOB_RESULT_TTL,
-            pipeline=pipe,
-        )
-        event = statestore.record(connection, job, pipeline=pipe)
-        userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
-        pipe.execute()
+    with replicated(redis_client.connection, config.REDIS_WAIT_REPLICAS, config.REDIS_WAIT_TIMEOUT_MS) as connection:
+        with connection.pipeline() as pipe:
+            job = queue.enqueue_call(
+                job_type.func, args=(owner, params), job_id=str(uuid.uuid4()),
+                meta={"owner": owner, "jobType": job_type.name, "progress": 0},
+                description=f"{job_type.describe(params)} for user {owner}",
+                timeout=config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL, failure_ttl=config.JOB_RESULT_TTL,
+                pipeline=pipe,
+            )
+            event = statestore.record(connection, job, pipeline=pipe)
+            userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
+            pipe.execute()
     return event
 
 

@@ -33,5 +33,8 @@ def make_watcher(config: Config, connection: redis.Redis) -> Watcher:
     if config.WATCHER == "poll":
         from .poll import PollWatcher
         return PollWatcher(connection, config.POLL_INTERVAL_SECONDS)
+    from ..redisconn import connect
     from .hub import Hub
-    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS)
+    # The subscription blocks reading by design, so it gets a client without the web's short timeout.
+    return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS,
+               listener=connect(config, role="listen"))

@@ -1,0 +1,137 @@
+"""A Redis that stalls (SIGSTOP) or fills up, with the real parts: refuse fast, keep streams open,
+lose and half-write nothing, recover without a restart."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import redis
+
+from jobapp import keys
+from tests.sse_client import queue_character, raw_stream, read_stream, read_until
+
+STREAMS_PER_JOB = 125
+
+
+def path(job: dict) -> str:
+    return f"/api/v1/sse/jobs/{job['type']}/{job['jobId']}"
+
+
+def open_streams(base: str, paths: list[str], headers: dict, batch: int = 50) -> list[socket.socket]:
+    """Open streams a batch at a time (each batch's first events read before the next opens)."""
+    socks: list[socket.socket] = []
+    for start in range(0, len(paths), batch):
+        opened = [raw_stream(base, p, headers, timeout=90) for p in paths[start:start + batch]]
+        for sock in opened:
+            read_until(sock, b"data: ")
+        socks += opened
+    return socks
+
+
+def final_status(sock: socket.socket) -> str:
+    """Read a raw stream to its end (the last chunk; the connection itself stays open for keep-alive);
+    the status of its last event."""
+    received = b""
+    while not received.endswith(b"\r\n0\r\n\r\n"):
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    sock.close()
+    events = [json.loads(line[6:]) for line in received.decode().splitlines() if line.startswith("data: ")]
+    return events[-1]["status"] if events else f"no event in {received[-300:]!r}"
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_ms(log: str, method: str, route: str, status: int) -> list[int]:
+    """Durations (ms) the web process logged for ``method route`` answered ``status`` (the access log's %(M)s)."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{") and f'"{method} {route}' in line:
+            match = re.search(r'" (\d{3}) \S+ (\d+)ms', json.loads(line).get("message", ""))
+            if match:
+                found.append((int(match.group(1)), int(match.group(2))))
+    return [ms for code, ms in found if code == status]
+
+
+def job_keys_consistent(conn: redis.Redis) -> set[str]:
+    """Every RQ job has its state record and its owner's index entry (nothing half-written); their ids."""
+    ids = {k.decode().split(":", 2)[2] for k in conn.scan_iter("rq:job:*") if k.count(b":") == 2}
+    for job_id in ids:
+        stored = conn.get(keys.job_state(job_id))
+        assert stored, f"job {job_id} has no state record"
+        owner = json.loads(stored)["owner"]
+        assert conn.zscore(keys.user_jobs(owner), job_id) is not None, f"job {job_id} is not in its owner's index"
+    return ids
+
+
+def test_a_stalled_redis_is_refused_fast_streams_survive_and_nothing_is_half_written(service):
+    svc = service(JOB_STEP_SECONDS="1", SSE_HEARTBEAT_SECONDS="1")
+    headers = svc.headers()
+    jobs = [queue_character(svc.url, headers, name=f"Stall{i}") for i in range(4)]
+    socks = open_streams(svc.url, [path(job) for job in jobs for _ in range(STREAMS_PER_JOB)], headers)
+    conn = redis.Redis.from_url(svc.redis_server.url)
+    before = job_keys_consistent(conn)
+    unfinished = [j for j in jobs if json.loads(conn.get(keys.job_state(j["jobId"])))["event"]["status"]
+                  in ("pending", "active")]
+    assert unfinished, "some streams must still be waiting for their job when Redis stalls"
+
+    svc.redis_server.process.send_signal(signal.SIGSTOP)  # the socket accepts; nothing answers
+    try:
+        def queue(i: int) -> tuple[int, dict, float]:
+            started = time.monotonic()
+            answer = httpx.post(f"{svc.url}/api/v1/characters/queue", json={"name": f"Refused{i}", "age": 1},
+                                headers=headers, timeout=30)
+            return answer.status_code, answer.json(), time.monotonic() - started
+
+        with ThreadPoolExecutor(100) as pool:
+            answers = list(pool.map(queue, range(100)))
+        assert {status for status, _, _ in answers} == {503}, answers[:3]
+        for _, body, _ in answers:
+            assert body["error"]["code"] == "unavailable" and "nothing was queued" in body["error"]["message"]
+        slowest = max(seconds for _, _, seconds in answers)
+        assert slowest < 10, f"a refusal took {slowest:.1f}s at the client (15 s and more before the breaker)"
+
+        job = jobs[1]
+        for method, route in (("GET", f"/api/v1/jobs/character/{job['jobId']}"), ("GET", "/api/v1/jobs"),
+                              ("POST", f"/api/v1/jobs/character/{job['jobId']}/cancel"),
+                              ("GET", f"/api/v1/characters/{'0' * 32}"), ("GET", path(job))):
+            answer = httpx.request(method, svc.url + route, headers=headers, timeout=30)
+            assert answer.status_code == 503, (route, answer.text)
+            assert "nothing was queued or changed" in answer.json()["error"]["message"]
+        ready = httpx.get(f"{svc.url}/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "not_ready"
+        assert httpx.get(f"{svc.url}/healthz", timeout=30).status_code == 200
+        # The web process's own clock for each refusal: within a second, the issue's bound.
+        refused = server_ms(svc.web.log(), "POST", "/api/v1/characters/queue", 503)
+        assert len(refused) == 100 and max(refused) < 1000, sorted(refused)[-5:]
+        # Streams of unfinished jobs stay open meanwhile: heartbeats keep coming.
+        waiting = {j["jobId"] for j in unfinished}
+        for index in range(0, len(socks), 25):
+            if jobs[index // STREAMS_PER_JOB]["jobId"] in waiting:
+                read_until(socks[index], b": keep-alive")
+    finally:
+        svc.redis_server.process.send_signal(signal.SIGCONT)
+
+    statuses = [final_status(sock) for sock in socks]
+    assert statuses == ["completed"] * len(socks), {s for s in statuses if s != "completed"}
+    assert job_keys_consistent(conn) == before, "a refused request left a job behind"
+    assert conn.llen("rq:queue:character") == 0
+    again = wait_for(lambda: httpx.get(f"{svc.url}/readyz").status_code == 200, 10, "ready again")
+    assert again
+    assert queue_character(svc.url, headers)["status"] == "pending"
