@@ -4,6 +4,7 @@ lose and half-write nothing, recover without a restart."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import socket
@@ -135,3 +136,92 @@ def test_a_stalled_redis_is_refused_fast_streams_survive_and_nothing_is_half_wri
     again = wait_for(lambda: httpx.get(f"{svc.url}/readyz").status_code == 200, 10, "ready again")
     assert again
     assert queue_character(svc.url, headers)["status"] == "pending"
+
+
+def fill(conn: redis.Redis) -> int:
+    """Fill Redis: 5 MB of filler, then ``maxmemory`` set 1 MB below what it holds (noeviction), so
+    every write is refused until the filler goes; the number of filler keys."""
+    for i in range(50):
+        conn.set(f"filler:{i}", b"x" * 100_000)
+    conn.config_set("maxmemory-policy", "noeviction")
+    conn.config_set("maxmemory", conn.info("memory")["used_memory"] - 1_000_000)
+    try:
+        conn.set("filler:probe", b"x")
+        raise AssertionError("Redis still takes writes")
+    except redis.exceptions.OutOfMemoryError:
+        return 50
+
+
+def test_a_full_redis_refuses_new_jobs_writes_nothing_keeps_streams_and_recovers(service):
+    from tests.support import WorkerProcess
+    svc = service(workers=0)
+    headers = svc.headers()
+    characters = WorkerProcess(svc.env, svc.log_dir, queues=("character",))
+    media = None
+    try:
+        done = queue_character(svc.url, headers, name="Before")
+        final = read_stream(svc.url + path(done), headers, timeout=30).events[-1][1]
+        assert final["status"] == "completed"
+        waiting = httpx.post(f"{svc.url}/api/v1/media/queue", headers=headers, timeout=10,
+                             json={"characterId": final["result"]["characterId"], "kind": "image"}).json()["data"]
+        early = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened before Redis fills
+        read_until(early, b'"pending"')
+
+        conn = redis.Redis.from_url(svc.redis_server.url)
+        filler = fill(conn)
+        keys_before = conn.dbsize()
+        for _ in range(3):
+            refused = httpx.post(f"{svc.url}/api/v1/characters/queue", json={"name": "Full", "age": 1},
+                                 headers=headers, timeout=10)
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "store_full" and "full" in error["message"]
+            assert "nothing was queued" in error["message"]
+        assert conn.dbsize() == keys_before, "a refused request wrote something"
+        assert conn.llen("rq:queue:character") == 0
+        # Existing jobs stay readable and watchable.
+        snapshot = httpx.get(f"{svc.url}/api/v1/jobs/character/{done['jobId']}", headers=headers, timeout=10)
+        assert snapshot.status_code == 200 and snapshot.json()["data"]["status"] == "completed"
+        replay = read_stream(svc.url + path(done), headers, timeout=15)
+        assert replay.ended and replay.events[-1][1]["status"] == "completed"
+        late = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened while Redis is full
+        read_until(late, b'"pending"')
+        ready = httpx.get(f"{svc.url}/readyz", timeout=10).json()
+        assert ready["full"] is True and any("full" in w for w in ready["warnings"])
+
+        conn.delete(*[f"filler:{i}" for i in range(filler)])  # memory frees; no restart
+        again = wait_for(lambda: httpx.post(f"{svc.url}/api/v1/characters/queue", json={"name": "After", "age": 1},
+                                            headers=headers, timeout=10), 10, "a queue request after recovery")
+        assert again.status_code == 202, again.text
+        media = WorkerProcess(svc.env, svc.log_dir, queues=("media",))
+        assert final_status(early) == "completed" and final_status(late) == "completed"
+    finally:
+        characters.stop()
+        if media:
+            media.stop()
+
+
+def test_an_evicting_memory_policy_is_warned_about_at_start_and_on_readyz(caplog):
+    from jobapp import create_app
+    from jobapp.config import Config
+    from jobapp.devredis import RedisServer
+    from tests.support import SECRET
+    server = RedisServer().start()
+    try:
+        redis.Redis(port=server.port).config_set("maxmemory-policy", "allkeys-lru")
+        logger = logging.getLogger("jobapp.health")  # jobapp's JSON logging replaces the root's handlers
+        logger.addHandler(caplog.handler)
+        try:
+            app = create_app(Config.from_env({}, REDIS_URL=server.url, JWT_SECRET_KEY=SECRET))
+        finally:
+            logger.removeHandler(caplog.handler)
+        assert any("allkeys-lru" in r.getMessage() and "vanish" in r.getMessage() for r in caplog.records)
+        ready = app.test_client().get("/readyz")
+        body = ready.get_json()
+        assert ready.status_code == 200 and body["evicts"] is True and body["maxmemoryPolicy"] == "allkeys-lru"
+        assert any("noeviction" in w for w in body["warnings"])
+        redis.Redis(port=server.port).config_set("maxmemory-policy", "noeviction")
+        body = app.test_client().get("/readyz").get_json()
+        assert body["evicts"] is False and body["warnings"] == []
+    finally:
+        server.stop()
