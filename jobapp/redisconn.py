@@ -28,7 +28,8 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.utils import SENTINEL
 
 from .config import Config
 
@@ -145,6 +146,22 @@ class GuardedPool(redis.BlockingConnectionPool):
         return connection
 
 
+class DroppingSentinelConnection(SentinelManagedConnection):
+    """redis-py 8.1's Sentinel connection keeps a connection whose read was interrupted (its
+    ``read_response`` defaults ``disconnect_on_error`` to False, unlike the plain one), so the
+    unread reply of an interrupted command (an RQ worker's BLPOP cut by SIGTERM) is later read as
+    the answer to the next command: the worker hangs on shutdown. Default it back to True."""
+
+    def read_response(self, disable_decoding=False, *, timeout=SENTINEL, disconnect_on_error=True,
+                      push_request=False):
+        return super().read_response(disable_decoding, timeout=timeout, disconnect_on_error=disconnect_on_error,
+                                     push_request=push_request)
+
+
+class DroppingSentinelSSLConnection(DroppingSentinelConnection, SSLConnection):
+    pass
+
+
 class GuardedSentinelPool(SentinelConnectionPool, GuardedPool):
     """The same, for the primary Sentinel names (asked again on every new connection)."""
 
@@ -178,8 +195,8 @@ def connect(config: Config, role: str = "web") -> redis.Redis:
         url = parse_url(config.REDIS_URL)  # credentials, db and TLS of the primary; its host is Sentinel's to say
         for name in ("host", "port", "path"):
             url.pop(name, None)
-        if url.pop("connection_class", None) is SSLConnection:
-            url["ssl"] = True
+        tls = url.pop("connection_class", None) is SSLConnection
+        url["connection_class"] = DroppingSentinelSSLConnection if tls else DroppingSentinelConnection
         sentinel_timeout = config.REDIS_SOCKET_TIMEOUT if role == "web" else 2
         sentinel = Sentinel(sentinel_addresses(config), sentinel_kwargs={
             "socket_timeout": sentinel_timeout, "socket_connect_timeout": sentinel_timeout,

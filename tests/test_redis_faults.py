@@ -24,21 +24,26 @@ def path(job: dict) -> str:
     return f"/api/v1/sse/jobs/{job['type']}/{job['jobId']}"
 
 
-def open_streams(base: str, paths: list[str], headers: dict, batch: int = 50) -> list[socket.socket]:
+class Opened:
+    """A raw stream socket and what was read from it so far."""
+
+    def __init__(self, sock: socket.socket, received: bytes) -> None:
+        self.sock, self.received = sock, received
+
+
+def open_streams(base: str, paths: list[str], headers: dict, batch: int = 50) -> list[Opened]:
     """Open streams a batch at a time (each batch's first events read before the next opens)."""
-    socks: list[socket.socket] = []
+    streams: list[Opened] = []
     for start in range(0, len(paths), batch):
-        opened = [raw_stream(base, p, headers, timeout=90) for p in paths[start:start + batch]]
-        for sock in opened:
-            read_until(sock, b"data: ")
-        socks += opened
-    return socks
+        socks = [raw_stream(base, p, headers, timeout=90) for p in paths[start:start + batch]]
+        streams += [Opened(sock, read_until(sock, b"data: ")) for sock in socks]
+    return streams
 
 
-def final_status(sock: socket.socket) -> str:
+def final_status(stream: Opened) -> str:
     """Read a raw stream to its end (the last chunk; the connection itself stays open for keep-alive);
     the status of its last event."""
-    received = b""
+    sock, received = stream.sock, stream.received
     while not received.endswith(b"\r\n0\r\n\r\n"):
         data = sock.recv(65536)
         if not data:
@@ -125,7 +130,7 @@ def test_a_stalled_redis_is_refused_fast_streams_survive_and_nothing_is_half_wri
         waiting = {j["jobId"] for j in unfinished}
         for index in range(0, len(socks), 25):
             if jobs[index // STREAMS_PER_JOB]["jobId"] in waiting:
-                read_until(socks[index], b": keep-alive")
+                socks[index].received += read_until(socks[index].sock, b": keep-alive")
     finally:
         svc.redis_server.process.send_signal(signal.SIGCONT)
 
