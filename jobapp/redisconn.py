@@ -223,10 +223,6 @@ _LIMITER_FILTER = _OutageLoggedOnce()
 logging.getLogger("flask-limiter").addFilter(_LIMITER_FILTER)
 
 
-def breaker_of(client: redis.Redis) -> Optional[Breaker]:
-    return getattr(client.connection_pool, "breaker", None)
-
-
 class _OneConnectionPool:
     """A pool that hands out one connection already taken, so a transaction and the ``WAIT``
     after it run on the same connection (``WAIT`` counts the replicas that have *this* client's writes)."""

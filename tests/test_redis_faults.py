@@ -169,8 +169,8 @@ def test_a_full_redis_refuses_new_jobs_writes_nothing_keeps_streams_and_recovers
         assert final["status"] == "completed"
         waiting = httpx.post(f"{svc.url}/api/v1/media/queue", headers=headers, timeout=10,
                              json={"characterId": final["result"]["characterId"], "kind": "image"}).json()["data"]
-        early = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened before Redis fills
-        read_until(early, b'"pending"')
+        sock = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened before Redis fills
+        early = Opened(sock, read_until(sock, b'"pending"'))
 
         conn = redis.Redis.from_url(svc.redis_server.url)
         filler = fill(conn)
@@ -189,8 +189,8 @@ def test_a_full_redis_refuses_new_jobs_writes_nothing_keeps_streams_and_recovers
         assert snapshot.status_code == 200 and snapshot.json()["data"]["status"] == "completed"
         replay = read_stream(svc.url + path(done), headers, timeout=15)
         assert replay.ended and replay.events[-1][1]["status"] == "completed"
-        late = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened while Redis is full
-        read_until(late, b'"pending"')
+        sock = raw_stream(svc.url, path(waiting), headers, timeout=60)  # opened while Redis is full
+        late = Opened(sock, read_until(sock, b'"pending"'))
         ready = httpx.get(f"{svc.url}/readyz", timeout=10).json()
         assert ready["full"] is True and any("full" in w for w in ready["warnings"])
 
@@ -230,3 +230,14 @@ def test_an_evicting_memory_policy_is_warned_about_at_start_and_on_readyz(caplog
         assert body["evicts"] is False and body["warnings"] == []
     finally:
         server.stop()
+
+
+def test_redis_settings_are_validated():
+    import pytest
+    from jobapp.config import Config, ConfigError
+    config = Config.from_env({"REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b:26380", "REDIS_WAIT_REPLICAS": "1"})
+    assert config.REDIS_SENTINELS == ["10.0.0.1:26379", "sentinel-b:26380"]
+    for bad in ({"REDIS_SENTINELS": "10.0.0.1"}, {"REDIS_SENTINELS": "host:port"}, {"REDIS_WAIT_REPLICAS": "-1"},
+                {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "500"}, {"REDIS_SOCKET_TIMEOUT": "0"}):
+        with pytest.raises(ConfigError):
+            Config.from_env(bad)
