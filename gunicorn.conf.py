@@ -20,7 +20,10 @@ timeout = 30
 # gunicorn's control socket defaults to one path per user; several servers on a machine (tests,
 # benchmarks, a dev box) would fight over it, and nothing here uses it.
 control_socket_disable = True
-keepalive = 75
+# Idle keep-alive connections close after this many seconds; gunicorn's gevent worker also gives a
+# client this long to send each request's head, so a connection that sends half a request line and
+# stops is closed after it too (with worker_connections, the bound on slow clients at the door).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 accesslog = "-"
 # No query strings in the access log (stream tokens travel in ?token=); the request id ties a line
 # to the application's lines of the same request.

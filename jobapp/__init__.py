@@ -66,7 +66,7 @@ def create_app(config: Optional["Config"] = None) -> "Flask":
     app.config["JOBAPP"] = config
 
     from . import auth, cli, dashboard, errors, logs, pages
-    from .extensions import cors, jwt, limiter, redis_client, tls_options
+    from .extensions import cors, jwt, limiter, redis_client
     from .streamcap import StreamCap
     from .watch import make_watcher
 
@@ -76,7 +76,8 @@ def create_app(config: Optional["Config"] = None) -> "Flask":
     cors.init_app(app, resources={r"/api/*": {"origins": config.CORS_ORIGINS}},
                   allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Accept"],
                   methods=["GET", "POST", "OPTIONS"], max_age=600)
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = tls_options(config)
+    # The limiter counts through the app's own pool: its breaker, its timeouts, its Sentinel.
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": app.extensions["jobapp.redis"].connection_pool}
     limiter.init_app(app)
     app.extensions["jobapp.watcher"] = make_watcher(config, app.extensions["jobapp.redis"])
     app.extensions["jobapp.streamcap"] = StreamCap(app.extensions["jobapp.redis"], config.MAX_STREAMS_PER_USER)
@@ -88,4 +89,5 @@ def create_app(config: Optional["Config"] = None) -> "Flask":
     app.register_blueprint(pages.bp)
     dashboard.init_app(app, config)
     cli.init_app(app)
+    api.health.warn_if_evicting(app.extensions["jobapp.redis"])
     return app

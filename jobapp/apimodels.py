@@ -167,9 +167,13 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    model_config = _doc("Readiness: whether Redis answers.", closed=False)
-    status: Literal["ready", "unavailable"]
-    redis: Literal["ok", "unreachable"]
+    model_config = _doc("Readiness: Redis answers; and whether it is full or may evict jobs.", closed=False)
+    status: Literal["ready"]
+    redis: Literal["ok"]
+    maxmemoryPolicy: str = Field(description="Redis's `maxmemory-policy`.")
+    evicts: bool = Field(description="True if that policy can delete keys (jobs would vanish).")
+    full: bool = Field(description="True if Redis is at `maxmemory`: new jobs are refused.")
+    warnings: list[str]
 
 
 class DevConfig(BaseModel):

@@ -35,7 +35,14 @@ class Config:
     JOBAPP_ENV: str = "development"  # "production" turns on the secret check
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     REDIS_TLS_VERIFY: bool = True  # false: accept a managed Redis's self-signed certificate
-    REDIS_MAX_CONNECTIONS: int = 50  # per process; requests wait (up to 5 s) for a free connection
+    REDIS_MAX_CONNECTIONS: int = 50  # per process; requests wait (up to REDIS_POOL_TIMEOUT) for a free connection
+    REDIS_SOCKET_TIMEOUT: float = 0.5  # web: seconds a Redis command may take before the breaker opens
+    REDIS_POOL_TIMEOUT: float = 5.0  # web: a burst waits this long for a pooled connection; a stall ends the wait at its first timeout
+    REDIS_SENTINELS: list[str] = field(default_factory=list)  # host:port,...: find the primary through Sentinel
+    REDIS_SENTINEL_MASTER: str = "mymaster"  # the primary's name in Sentinel
+    REDIS_SENTINEL_PASSWORD: Optional[str] = None  # the sentinels' own password, if they have one
+    REDIS_WAIT_REPLICAS: int = 0  # >0: a queue request waits for this many replicas (WAIT) before its 202
+    REDIS_WAIT_TIMEOUT_MS: int = 200  # how long that WAIT may take
     JWT_SECRET_KEY: str = DEV_SECRET
     PORT: int = 8088
     CORS_ORIGINS: list[str] = field(default_factory=lambda: ["http://localhost:3000"])
@@ -102,10 +109,18 @@ class Config:
             raise ConfigError("WATCHER must be 'hub' or 'poll'")
         if not self.REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        for address in self.REDIS_SENTINELS:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"REDIS_SENTINELS: {address!r} is not host:port")
+        if self.REDIS_WAIT_REPLICAS < 0:
+            raise ConfigError("REDIS_WAIT_REPLICAS must be 0 or more")
+        if self.REDIS_WAIT_REPLICAS and not 0 < self.REDIS_WAIT_TIMEOUT_MS < self.REDIS_SOCKET_TIMEOUT * 1000:
+            raise ConfigError("REDIS_WAIT_TIMEOUT_MS must be positive and shorter than REDIS_SOCKET_TIMEOUT")
         for name in ("SSE_HEARTBEAT_SECONDS", "SSE_MAX_STREAM_SECONDS", "POLL_INTERVAL_SECONDS",
                      "HUB_POLL_SECONDS", "JOB_TIMEOUT", "WORKER_HEARTBEAT_SECONDS", "DEAD_WORKER_SECONDS",
                      "JOB_RESULT_TTL", "STREAM_TOKEN_TTL", "JOB_LOG_MAX_LINES", "JOB_LOG_MAX_LINE_CHARS",
-                     "POSITION_INTERVAL_SECONDS", "MAX_SCHEDULE_SECONDS"):
+                     "POSITION_INTERVAL_SECONDS", "MAX_SCHEDULE_SECONDS", "REDIS_SOCKET_TIMEOUT", "REDIS_POOL_TIMEOUT"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 

@@ -10,6 +10,7 @@ import hmac
 from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 
 from flask import Flask, Response, request
+from redis.connection import parse_url
 
 from .config import Config
 from .extensions import SERIALIZER
@@ -18,7 +19,15 @@ PREFIX = "/rq"
 
 
 def dashboard_redis_url(config: Config) -> str:
-    """rq-dashboard builds its own client from a URL, so the TLS switch travels in the URL."""
+    """rq-dashboard builds its own client from a URL, so the TLS switch travels in the URL.
+
+    With ``REDIS_SENTINELS`` it gets a ``redis+sentinel://`` URL, which rq-dashboard 0.9.0 resolves
+    through Sentinel itself (its ``redis-sentinel-url`` dependency); the passwords travel beside it,
+    in its own settings, never in the URL its pages show.
+    """
+    if config.REDIS_SENTINELS:
+        db = parse_url(config.REDIS_URL).get("db", 0)
+        return f"redis+sentinel://{','.join(config.REDIS_SENTINELS)}/{config.REDIS_SENTINEL_MASTER}/{db}"
     if not (config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY):
         return config.REDIS_URL
     parts = urlsplit(config.REDIS_URL)
@@ -35,6 +44,9 @@ def init_app(app: Flask, config: Config) -> None:
     dashboard_config.serializer = SERIALIZER
     app.config.from_object(rq_dashboard.default_settings)
     app.config["RQ_DASHBOARD_REDIS_URL"] = dashboard_redis_url(config)
+    if config.REDIS_SENTINELS:
+        app.config["RQ_DASHBOARD_REDIS_PASSWORD"] = parse_url(config.REDIS_URL).get("password")
+        app.config["RQ_DASHBOARD_REDIS_SENTINEL_PASSWORD"] = config.REDIS_SENTINEL_PASSWORD
     bp = rq_dashboard.blueprint
 
     @bp.before_request

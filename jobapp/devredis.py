@@ -7,7 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import redis
 
@@ -30,9 +30,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process on 127.0.0.1 (on disk only if ``persistent``); it can be killed and restarted."""
 
-    def __init__(self, port: Optional[int] = None, persistent: bool = False) -> None:
+    def __init__(self, port: Optional[int] = None, persistent: bool = False, args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.persistent = persistent  # an append-only file, so a restart keeps the data
+        self.args = list(args)  # more redis-server options, e.g. ["--replicaof", host, port]
         self.dir = tempfile.mkdtemp(prefix="jobapp-redis-")
         self.process: Optional[subprocess.Popen] = None
 
@@ -43,7 +44,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> "RedisServer":
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--dir", self.dir, "--maxclients", "50000"],
+             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--dir", self.dir, "--maxclients", "50000", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout

@@ -78,8 +78,17 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(redis.exceptions.RedisError)
     def _redis_down(exc: redis.exceptions.RedisError):
-        log.warning("redis unavailable: %s", type(exc).__name__)
-        return error_response(503, "The job store is unavailable; nothing was queued or changed. Try again shortly.")
+        if type(exc).__name__ != "RedisUnavailable":  # the breaker logged the outage once already
+            log.warning("redis unavailable: %s", type(exc).__name__)
+        return error_response(503, "The job store is unavailable; nothing was queued or changed. Try again shortly.",
+                              headers={"Retry-After": "2"})
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def _redis_full(exc: redis.exceptions.OutOfMemoryError):
+        # noeviction at maxmemory: Redis refused the whole transaction, so nothing was written.
+        log.error("redis is full (maxmemory reached): refusing writes")
+        return error_response(503, "The job store is full; nothing was queued or changed. Try again later.",
+                              code="store_full", headers={"Retry-After": "30"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -12,7 +10,7 @@ from flask_limiter import Limiter
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from . import keys
+from . import keys, redisconn
 from .config import Config
 
 jwt = JWTManager()
@@ -37,28 +35,14 @@ def rate_limit_key() -> str:
 SERIALIZER = JSONSerializer
 
 
-def tls_options(config: Config) -> dict:
-    """Client options for ``rediss://`` with ``REDIS_TLS_VERIFY=false`` (a self-signed certificate)."""
-    if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
-        return {"ssl_cert_reqs": "none"}
-    return {}
+def connect(config: Config, patient: bool = False, role: str | None = None) -> redis.Redis:
+    """A Redis client for ``REDIS_URL`` (or the primary ``REDIS_SENTINELS`` name); see ``redisconn``.
 
-
-def connect(config: Config, patient: bool = False) -> redis.Redis:
-    """A Redis client for ``REDIS_URL`` (bytes in and out, as RQ needs).
-
-    ``rediss://`` URLs use TLS; ``REDIS_TLS_VERIFY=false`` accepts a self-signed certificate,
-    as managed Redis services (Heroku's among them) present. A ``patient`` client (the worker's)
-    rides out a Redis restart of up to about half a minute instead of failing the running job;
-    the web's answers 503 at once instead. The pool is bounded (``REDIS_MAX_CONNECTIONS``): a burst
-    of requests waits for a connection rather than opening one each.
+    The web's client (default) answers within about ``REDIS_SOCKET_TIMEOUT`` whatever Redis does, and
+    fails at once while its breaker is open; a ``patient`` client (the worker's) rides out a restart
+    or failover of up to about half a minute instead of failing the running job.
     """
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 20 if patient else 1)
-    options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 2,
-                     "retry": retry, "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    pool = redis.BlockingConnectionPool.from_url(
-        config.REDIS_URL, max_connections=config.REDIS_MAX_CONNECTIONS, timeout=5, **options, **tls_options(config))
-    return redis.Redis(connection_pool=pool)
+    return redisconn.connect(config, role or ("patient" if patient else "web"))
 
 
 class RedisClient:

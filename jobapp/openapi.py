@@ -113,7 +113,8 @@ def responses(max_body: int) -> dict[str, dict]:
             "the per-user cap on open streams (`MAX_STREAMS_PER_USER`). Retry after `Retry-After` seconds.",
             headers={"Retry-After": {"required": True, "description": "Seconds to wait before retrying.",
                                      "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
-        "Unavailable": _error("Redis is unreachable: nothing was queued or changed. Retry shortly."),
+        "Unavailable": _error("Redis is unreachable (code `unavailable`) or full (code `store_full`): nothing was "
+                              "queued or changed. Retry after `Retry-After` seconds."),
     }
 
 
@@ -312,9 +313,13 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "health.readyz": {
         "tags": ["operations"], "operationId": "readyz", "summary": "Readiness", "security": PUBLIC,
-        "description": "Ready to take work: Redis answers.",
+        "description": "Ready to take work: Redis answers within `REDIS_SOCKET_TIMEOUT`. Also says whether Redis "
+                       "is full and whether its memory policy can evict jobs.",
         "responses": {"200": _json(_ref("Readiness"), "Ready: Redis answers."),
-                      "503": _json(_ref("Readiness"), "Not ready: Redis is unreachable."), **_errors(405)},
+                      "503": _json(_ref("Error"), "Not ready: Redis is not answering (code `not_ready`).",
+                                   headers={"Retry-After": {"description": "Seconds to wait.",
+                                                            "schema": {"type": "string"}}}),
+                      **_errors(405)},
     },
     "metrics.metrics": {
         "tags": ["operations"], "operationId": "metrics", "summary": "Prometheus metrics", "security": PUBLIC,

@@ -46,5 +46,7 @@ def dev_token():
 
 @bp.get("/dev/config")
 def dev_config():
-    """Tells the page whether the development token route is there."""
+    """Tells the page whether the development token route is there (only in development)."""
+    if current_app.config["JOBAPP"].production:
+        raise not_found()
     return jsonify({"data": {"devTokens": not current_app.config["JOBAPP"].production}})

@@ -27,6 +27,7 @@ from .errors import ApiError, not_found
 from .exceptions import InvalidParams, UnknownJobType
 from .extensions import SERIALIZER, connect, redis_client
 from .links import status_url, stream_url
+from .redisconn import replicated
 from .rqjob import JobappJob
 from .queueopts import QueueOptions
 from .statestore import StoredState
@@ -104,21 +105,23 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
     except Exception:  # noqa: BLE001 - a describe() bug must not stop the job from being queued
         description = f"{kind.name} job for user {owner}"
     job_id = str(uuid.uuid4())
-    while True:
-        with connection.pipeline() as pipe:
-            try:
-                job = queueopts.submit(
-                    queue, options, kind.func, args=(owner, clean), job_id=job_id, meta=meta,
-                    description=description,
-                    timeout=kind.timeout or config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL,
-                    failure_ttl=config.JOB_RESULT_TTL, retry=kind.retry, pipeline=pipe,
-                )
-                event = statestore.record(connection, job, pipeline=pipe)
-                userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
-                pipe.execute()
-                break
-            except redis.WatchError:  # a dependency changed while RQ checked it: check again
-                continue
+    # With REDIS_WAIT_REPLICAS, the transaction and a WAIT go on one connection before the 202.
+    with replicated(connection, config.REDIS_WAIT_REPLICAS, config.REDIS_WAIT_TIMEOUT_MS) as writer:
+        while True:
+            with writer.pipeline() as pipe:
+                try:
+                    job = queueopts.submit(
+                        queue, options, kind.func, args=(owner, clean), job_id=job_id, meta=meta,
+                        description=description,
+                        timeout=kind.timeout or config.JOB_TIMEOUT, result_ttl=config.JOB_RESULT_TTL,
+                        failure_ttl=config.JOB_RESULT_TTL, retry=kind.retry, pipeline=pipe,
+                    )
+                    event = statestore.record(writer, job, pipeline=pipe)
+                    userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
+                    pipe.execute()
+                    break
+                except redis.WatchError:  # a dependency changed while RQ checked it: check again
+                    continue
     if options.depends_on:
         event = dependencies.after_enqueue(connection, job, owner, options.depends_on) or event
     return {"jobId": job.id, "type": kind.name, "status": event["status"],

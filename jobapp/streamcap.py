@@ -44,7 +44,10 @@ class StreamCap:
             self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
             self._refresher = None
         if self._refresher is None or self._refresher.dead:
-            self._refresh()
+            try:
+                self._refresh()
+            except redis.exceptions.OutOfMemoryError:
+                log.warning("stream counts not refreshed: redis is full")
             self._refresher = gevent.spawn(self._refresh_forever)
 
     def _refresh(self) -> None:
@@ -61,10 +64,18 @@ class StreamCap:
             except redis.RedisError as exc:
                 log.warning("stream counts not refreshed (%s)", type(exc).__name__)
 
-    def acquire(self, user_id: str) -> bool:
-        """Count a new stream for ``user_id``; False (and nothing counted) if that passes the cap."""
+    def acquire(self, user_id: str) -> Optional[bool]:
+        """Count a new stream for ``user_id``; False (and nothing counted) if that passes the cap.
+
+        None: admitted uncounted, because Redis is full and refuses the count (a full store must not
+        stop anyone watching the jobs already in it); such a stream is not released either.
+        """
         self._ensure_refreshing()
-        self._connection.hincrby(self._hash, user_id, 1)
+        try:
+            self._connection.hincrby(self._hash, user_id, 1)
+        except redis.exceptions.OutOfMemoryError:
+            log.warning("stream admitted uncounted: redis is full")
+            return None
         if self.total(user_id) <= self.limit:
             return True
         self.release(user_id)

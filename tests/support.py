@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,32 @@ def make_token(user: str, ttl: int = 3600, **claims) -> str:
     """An HS256 access token as any issuer would mint it: just ``sub`` and ``exp`` (plus extras)."""
     payload = {"sub": user, "exp": int(time.time()) + ttl, **claims}
     return pyjwt.encode(payload, SECRET, algorithm="HS256")
+
+
+def job_log(log: str, job_id: str) -> str:
+    """The lines of a JSON process log about one job (its ``job_id`` field), joined."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("job_id") == job_id:
+                found.append(json.dumps(record))
+    return "\n".join(found)
+
+
+def wait_until(condition, timeout: float = 30, what: str = "a condition"):
+    """Poll ``condition`` until it returns something truthy (returned), failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
 
 
 def base_env(redis_url: str, **overrides: str) -> dict:

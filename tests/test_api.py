@@ -200,7 +200,8 @@ def test_readyz_is_503_and_queueing_is_503_when_redis_is_unreachable(redis_serve
     from tests.support import SECRET
     app = create_app(Config.from_env({}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", JWT_SECRET_KEY=SECRET))
     client = app.test_client()
-    assert client.get("/readyz").status_code == 503
+    ready = assert_error(client.get("/readyz"), 503, "not_ready")
+    assert "127.0.0.1" not in ready["message"]
     response = queue_character(client, auth())
     error = assert_error(response, 503)
     assert "nothing was queued" in error["message"] and "127.0.0.1" not in error["message"]
@@ -215,3 +216,22 @@ def test_cors_preflight_allows_the_configured_origin(client):
     assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
     other = client.options(CHAR, headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_get_on_a_queue_route_is_405_not_404(client, auth):
+    for route in (CHAR, "/api/v1/media/queue"):
+        response = client.get(route, headers=auth())
+        assert_error(response, 405)
+        assert response.headers["Allow"].split(", ").count("POST") == 1
+
+
+def test_production_serves_no_development_routes(redis_server):
+    from jobapp import create_app
+    from jobapp.config import Config
+    production = create_app(Config.from_env({}, REDIS_URL=redis_server.url, JOBAPP_ENV="production",
+                                            JWT_SECRET_KEY="p" * 40)).test_client()
+    assert_error(production.post("/dev/token", json={"userId": "mallory"}), 404)
+    assert_error(production.get("/dev/config"), 404)
+    development = create_app(Config.from_env({}, REDIS_URL=redis_server.url)).test_client()
+    assert development.post("/dev/token", json={"userId": "dev"}).status_code == 200
+    assert development.get("/dev/config").get_json() == {"data": {"devTokens": True}}

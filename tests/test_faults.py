@@ -12,7 +12,7 @@ import redis
 
 from jobapp import keys
 from tests.sse_client import queue_character, raw_stream, read_stream, read_until
-from tests.support import WebServer
+from tests.support import WebServer, job_log, wait_until
 from tests.test_hub import metric
 
 
@@ -35,7 +35,7 @@ def test_a_sigkilled_worker_fails_its_job_and_the_stream_hears_it(service):
     stream = read_stream(svc.url + path(job), svc.headers(), timeout=20)
     final = stream.events[-1][1]
     assert final["status"] == "failed" and final["failedReason"] == "The worker running this job died"
-    assert time.monotonic() - killed < 3 + 1 + 3, "within DEAD_WORKER_SECONDS plus one reaper pass"
+    assert time.monotonic() - killed < 30, "within seconds (DEAD_WORKER_SECONDS=3), not RQ's 90 s and more"
     conn = redis.Redis.from_url(svc.redis_server.url)
     assert conn.hget(f"rq:job:{job['jobId']}", "status") == b"failed"
     assert conn.zscore("rq:failed:character", job["jobId"]) is not None
@@ -57,8 +57,8 @@ def test_a_job_that_raises_fails_with_a_short_reason_and_logs_the_traceback(live
     assert final["status"] == "failed"
     assert final["failedReason"] == "Job failed with an unexpected error (KeyError)"
     assert "Traceback" not in json.dumps(final) and "File " not in json.dumps(final)
-    time.sleep(0.3)
-    assert "KeyError: 'traits'" in live.worker.log()
+    wait_until(lambda: "KeyError: 'traits'" in job_log(live.worker.log(), job["jobId"]), 30,
+               "this job's traceback in the worker's log")
 
 
 def test_sigterm_ends_open_streams_with_a_retry_hint_and_nothing_is_lost(service):
@@ -80,7 +80,7 @@ def test_sigterm_ends_open_streams_with_a_retry_hint_and_nothing_is_lost(service
                 break
             tail += data
         assert b"retry: " in tail and tail.endswith(b"0\r\n\r\n"), tail  # a retry hint, then a clean end
-    assert time.monotonic() - started < 5, "well within the graceful timeout"
+    assert time.monotonic() - started < 10, "before the graceful timeout (10 s) would cut them"
     svc.web.popen.wait(10)
     # a job's final state recorded meanwhile reaches the client that reconnects elsewhere
     other = WebServer(svc.env, svc.log_dir)

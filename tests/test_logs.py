@@ -6,6 +6,7 @@ import time
 import httpx
 
 from tests.sse_client import queue_character, read_stream
+from tests.support import wait_until
 
 
 def json_lines(text: str) -> list[dict]:
@@ -22,7 +23,7 @@ def test_web_logs_are_json_with_the_request_id(live):
     assert response.headers["X-Request-ID"] == "req-test-0123456789"
     generated = httpx.get(f"{live.url}/healthz").headers["X-Request-ID"]
     assert len(generated) == 32
-    time.sleep(0.5)
+    wait_until(lambda: f"request_id={generated}" in live.web.log(), 30, "the access log lines")
     records = json_lines(live.web.log())
     access = [r for r in records if r.get("logger") == "gunicorn.access"]
     assert any("request_id=req-test-0123456789" in r["message"] and "/api/v1/characters/queue" in r["message"]
@@ -34,7 +35,7 @@ def test_web_logs_are_json_with_the_request_id(live):
 def test_worker_logs_are_json_with_the_job_id(live):
     job = queue_character(live.url, live.headers(), name="JobLogged")
     read_stream(f"{live.url}/api/v1/sse/jobs/character/{job['jobId']}", live.headers())
-    time.sleep(0.5)
+    wait_until(lambda: job["jobId"] in live.worker.log(), 30, "the worker's lines about the job")
     records = json_lines(live.worker.log())
     assert any(r.get("job_id") == job["jobId"] for r in records), "job logs carry the job id"
 

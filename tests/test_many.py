@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from tests.sse_client import queue_character, read_stream
+from tests.sse_client import queue_character, raw_stream, read_stream, read_until
 
 
 def all_terminal(ids):
@@ -49,7 +49,7 @@ def test_ten_jobs_through_one_connection(live):
     ids = ",".join(jobs)
     stream = read_stream(f"{live.url}/api/v1/sse/jobs?ids={ids}", live.headers("ten"), timeout=30,
                          stop=all_terminal(jobs))
-    assert stream.status == 200 and not stream.ended, "the many-jobs stream stays open after jobs finish"
+    assert stream.status == 200
     by_job: dict[str, list] = {}
     for _, event in stream.events:
         if event["type"] == "job_update":
@@ -61,6 +61,15 @@ def test_ten_jobs_through_one_connection(live):
         assert events[-1]["progress"] == 100 and "characterId" in events[-1]["result"]
     ids_seen = [i for i, _ in stream.events]
     assert ids_seen == sorted(set(ids_seen)), "event ids strictly increase across jobs"
+    # Every job has finished: the stream still stays open, its heartbeat comes after the last terminal event.
+    sock = raw_stream(live.url, f"/api/v1/sse/jobs?ids={ids}", live.headers("ten"), timeout=30)
+    try:
+        received = b""
+        while received.count(b'"status":"completed"') < len(jobs):
+            received += read_until(sock, b"\n\n")
+        read_until(sock, b": keep-alive")  # fails ("stream closed early") if the server ended it
+    finally:
+        sock.close()
 
 
 def test_foreign_and_unknown_ids_are_left_out_silently(idle):
@@ -79,15 +88,20 @@ def test_without_ids_it_follows_unfinished_jobs_and_new_ones_but_never_another_u
     done = queue_character(idle.url, idle.headers("follower"))["jobId"]
     httpx.post(f"{idle.url}/api/v1/jobs/character/{done}/cancel", headers=idle.headers("follower"))
     queued = {}
+    started: list[threading.Thread] = []
 
-    def queue_later():
-        time.sleep(0.5)
+    def queue_now():
         queued["other"] = queue_character(idle.url, idle.headers("intruder"))["jobId"]
         queued["mine"] = queue_character(idle.url, idle.headers("follower"))["jobId"]
 
-    threading.Thread(target=queue_later).start()
-    stream = read_stream(f"{idle.url}/api/v1/sse/jobs", idle.headers("follower"), timeout=4,
-                         stop=lambda events: any(e["jobId"] == queued.get("mine") for _, e in events))
+    def stop(events):
+        if not started:  # the stream is open and has sent its first state: queue while connected
+            started.append(threading.Thread(target=queue_now))
+            started[0].start()
+        return any(e["jobId"] == queued.get("mine") for _, e in events)
+
+    stream = read_stream(f"{idle.url}/api/v1/sse/jobs", idle.headers("follower"), timeout=30, stop=stop)
+    started[0].join(30)
     seen = {e["jobId"] for _, e in stream.events}
     assert before in seen and queued["mine"] in seen, "a job queued while connected appears"
     assert done not in seen, "finished jobs are not part of the default set"
@@ -97,10 +111,12 @@ def test_without_ids_it_follows_unfinished_jobs_and_new_ones_but_never_another_u
 def test_reconnect_gets_every_watched_jobs_current_state(idle):
     jobs = [queue_character(idle.url, idle.headers("again"))["jobId"] for _ in range(3)]
     url = f"{idle.url}/api/v1/sse/jobs?ids={','.join(jobs)}"
-    first = read_stream(url, idle.headers("again"), timeout=2)
+    first = read_stream(url, idle.headers("again"), timeout=30,
+                        stop=lambda events: {e["jobId"] for _, e in events} >= set(jobs))
     last_id = first.events[-1][0]
     httpx.post(f"{idle.url}/api/v1/jobs/character/{jobs[0]}/cancel", headers=idle.headers("again"))
-    second = read_stream(url, {**idle.headers("again"), "Last-Event-ID": str(last_id)}, timeout=2)
+    second = read_stream(url, {**idle.headers("again"), "Last-Event-ID": str(last_id)}, timeout=30,
+                         stop=lambda events: {e["jobId"] for _, e in events} >= set(jobs))
     latest = {e["jobId"]: e["status"] for _, e in second.events}
     assert latest == {jobs[0]: "canceled", jobs[1]: "pending", jobs[2]: "pending"}
     assert second.events[0][0] > last_id
@@ -109,7 +125,7 @@ def test_reconnect_gets_every_watched_jobs_current_state(idle):
 def test_the_list_stream_url_works_in_a_browser_style_request(idle):
     job = queue_character(idle.url, idle.headers("browser"))["jobId"]
     listed = httpx.get(f"{idle.url}/api/v1/jobs", headers=idle.headers("browser")).json()
-    stream = read_stream(idle.url + listed["streamUrl"], timeout=2)
+    stream = read_stream(idle.url + listed["streamUrl"], timeout=30, stop=lambda events: bool(events))
     assert stream.status == 200 and {e["jobId"] for _, e in stream.events} == {job}
     single = httpx.get(f"{idle.url}/api/v1/jobs/character/{job}", headers=idle.headers("browser")).json()["data"]
     refused = httpx.get(idle.url + "/api/v1/sse/jobs?token=" + single["streamUrl"].split("token=")[1])

@@ -58,7 +58,7 @@ def test_ten_jobs_at_once_on_one_connection_and_the_page_stays_responsive(live, 
     # While ten jobs run, another route still loads: one stream holds one of the browser's 6 connections.
     started = time.monotonic()
     status = page.evaluate("fetch('/healthz').then(r => r.status)")
-    assert status == 200 and time.monotonic() - started < 3
+    assert status == 200 and time.monotonic() - started < 15, "a stuck connection pool would hang this fetch"
     page.wait_for_function(
         "[...document.querySelectorAll('.job')].filter(j => j.dataset.status === 'completed' && j.dataset.progress === '100').length === 10",
         timeout=60000)

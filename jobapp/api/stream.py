@@ -38,11 +38,13 @@ def stream_settings(caller: auth.Caller, close_on_terminal: bool) -> streaming.S
 def sse_response(body, caller: auth.Caller) -> Response:
     """The streaming response, counted against the caller's cap on open streams until it closes."""
     cap = current_app.extensions["jobapp.streamcap"]
-    if not cap.acquire(caller.user_id):
+    counted = cap.acquire(caller.user_id)
+    if counted is False:
         raise ApiError(429, f"Too many open streams (at most {cap.limit} per user); close some first",
                        headers={"Retry-After": "5"})
     response = Response(body, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
-    response.call_on_close(lambda: cap.release(caller.user_id))
+    if counted:
+        response.call_on_close(lambda: cap.release(caller.user_id))
     return response
 
 

@@ -14,7 +14,8 @@ blueprint = Blueprint("demo", __name__)
 _ARTIFACT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@blueprint.get("/characters/<character_id>")
+# 32 hex characters: the length keeps this GET off /characters/queue, which then answers 405 (POST only).
+@blueprint.get("/characters/<string(length=32):character_id>")
 def character(character_id: str):
     caller = auth.current_caller()
     raw = redis_client.connection.get(keys.character(character_id)) if _ARTIFACT_ID.match(character_id) else None

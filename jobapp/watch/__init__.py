@@ -35,6 +35,8 @@ def make_watcher(config: Config, connection: redis.Redis) -> Watcher:
     if config.WATCHER == "poll":
         from .poll import PollWatcher
         return PollWatcher(connection, config.POLL_INTERVAL_SECONDS)
+    from ..redisconn import connect
     from .hub import Hub
+    # The subscription blocks reading by design, so it gets a client without the web's short timeout.
     return Hub(connection, config.HUB_POLL_SECONDS, config.DEAD_WORKER_SECONDS, config.HUB_RQ_POLL_SECONDS,
-               config.POSITION_INTERVAL_SECONDS)
+               config.POSITION_INTERVAL_SECONDS, listener=connect(config, role="listen"))

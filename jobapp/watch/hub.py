@@ -69,8 +69,10 @@ class HubSubscription:
 
 class Hub:
     def __init__(self, connection: redis.Redis, poll_seconds: float, dead_worker_seconds: float,
-                 rq_poll_seconds: float = 1.0, position_seconds: float = 1.0) -> None:
-        self._connection = connection
+                 rq_poll_seconds: float = 1.0, position_seconds: float = 1.0,
+                 listener: Optional[redis.Redis] = None) -> None:
+        self._connection = connection  # reads and the reaper: the web's fail-fast client
+        self._listener = listener or connection  # the pub/sub subscription: a client that may block reading
         self._poll_seconds = poll_seconds
         self._position_seconds = position_seconds
         self.log_heads: dict[str, int] = {}  # job id -> id of its last log line announced
@@ -153,7 +155,7 @@ class Hub:
         """Hold one subscription to the changes channel; mark watched jobs dirty as ids arrive."""
         backoff = 0.1
         while True:
-            pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL, keys.LOG_CHANNEL)
                 self._mark_all_dirty()  # anything published while we were not listening

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 
 import { parseSSE, watchJob } from '../../client/jobapp-client.js';
 import {
-  BASE_URL, CAPPED_URL, TOKEN, TOKEN_B, TOKEN_C, api, waitFor, isNonDecreasing, live, queueCharacter, queueMedia, recordingFetch, within,
+  BASE_URL, CAPPED_URL, TOKEN, TOKEN_B, TOKEN_C, api, sleep, waitFor, isNonDecreasing, live, queueCharacter, queueMedia, recordingFetch, within,
 } from './support/live.mjs';
 import { startProxy } from './support/proxy.mjs';
 
@@ -173,14 +173,26 @@ test('a job canceled through the API ends the watch with onCancel', live(), asyn
 
 test('cancel() closes the connection and nothing fires afterwards', live(), async () => {
   const { jobId } = await queueCharacter();
+  const calls = { updates: 0, complete: 0, errors: 0 };
   let stop;
   const first = new Promise((resolve) => {
-    ({ stop } = follow({ url: BASE_URL + streamPath('character', jobId), onUpdate: resolve }));
+    ({ stop } = follow({
+      url: BASE_URL + streamPath('character', jobId),
+      onUpdate: (e) => { calls.updates += 1; resolve(e); },
+      onComplete: () => { calls.complete += 1; },
+      onError: () => { calls.errors += 1; },
+    }));
   });
   await within(5000, first, 'the first event');
   stop();
   assert.equal(await stop.closed, 'aborted');
-  await new Promise((resolve) => setTimeout(resolve, 800)); // the job finishes meanwhile
+  const atStop = { ...calls };
+  // The job goes on to finish on the server; the stopped watch must hear none of it.
+  await waitFor(async () => (await api('GET', `/api/v1/jobs/character/${jobId}`)).json?.data?.status === 'completed',
+    20_000, 'the job to finish on the server');
+  await sleep(300); // a last chance for a stray callback to show up
+  assert.deepEqual(calls, atStop, 'a callback fired after cancel()');
+  assert.equal(calls.complete, 0);
 });
 
 /** A fetch whose response bodies report the size of every chunk the client reads. */

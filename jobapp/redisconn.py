@@ -1,0 +1,275 @@
+"""Redis clients for each part of jobapp: the one place that knows timeouts, retries, the breaker and Sentinel.
+
+Three roles, because they want opposite things from a Redis that stalls or fails over:
+
+- ``web``: a request must answer within a second either way. Short socket and pool timeouts, no
+  retry after a timeout, and a per-process circuit breaker: after one timeout (or refused
+  connection) every command fails at once with ``RedisUnavailable`` until a probe gets through,
+  so a stall costs one timeout per process, not one per request. The limiter, the stream cap,
+  the hub's reads and the reaper all use this client.
+- ``listen``: the hub's pub/sub subscription, which blocks reading by design. No socket timeout
+  and no breaker: it resumes when Redis answers, and the hub's safety-net re-read covers the gap.
+- ``patient``: workers. Retries ride out a restart or failover of about half a minute instead of
+  failing the running job; RQ raises the socket timeout above its own dequeue timeout.
+
+With ``REDIS_SENTINELS`` set, every role finds the current primary through Sentinel on each new
+connection, and a connection to a demoted primary is dropped at its first ``READONLY`` answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.connection import SSLConnection, parse_url
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.utils import SENTINEL
+
+from .config import Config
+
+log = logging.getLogger("jobapp.redis")
+
+#: While the breaker is open, one caller per this many seconds is let through to probe Redis.
+PROBE_SECONDS = 0.5
+
+
+class RedisUnavailable(redis.ConnectionError):
+    """Refused without asking Redis: the breaker is open (Redis did not answer a moment ago)."""
+
+
+class Breaker:
+    """A per-process circuit breaker: open after one failure, closed by the first success."""
+
+    def __init__(self, probe_seconds: float = PROBE_SECONDS) -> None:
+        self.probe_seconds = probe_seconds
+        self.is_open = False
+        self.opened_at = 0.0
+        self._next_probe = 0.0
+
+    def admit(self) -> bool:
+        """May this caller talk to Redis now? While open, one caller per ``probe_seconds`` may."""
+        if not self.is_open:
+            return True
+        now = time.monotonic()
+        if now >= self._next_probe:
+            self._next_probe = now + self.probe_seconds
+            return True
+        return False
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if not self.is_open:
+            self.is_open, self.opened_at = True, now
+            log.warning("redis not answering (%s); failing fast until a probe succeeds", type(exc).__name__)
+        self._next_probe = now + self.probe_seconds
+
+    def succeeded(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            log.warning("redis answering again after %.1fs", time.monotonic() - self.opened_at)
+
+    def __deepcopy__(self, memo: dict) -> "Breaker":
+        return self  # redis-py deep-copies the Retry holding it into every connection: keep one per process
+
+
+class ReportingRetry(Retry):
+    """A ``Retry`` that tells the breaker when a command, pipeline or connect fails (every one of
+    them runs through ``call_with_retry`` in redis-py). Success is told by the connection, when a
+    reply is read: a TCP connect alone proves nothing (a stopped Redis's kernel still accepts)."""
+
+    def __init__(self, backoff, retries: int, breaker: Breaker, supported_errors=(redis.ConnectionError,)) -> None:
+        super().__init__(backoff, retries, supported_errors)
+        self.breaker = breaker
+
+    def call_with_retry(self, do, fail, *args, **kwargs):
+        try:
+            return super().call_with_retry(do, fail, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, socket.timeout, OSError) as exc:
+            if not isinstance(exc, RedisUnavailable):
+                self.breaker.failed(exc)
+            raise
+
+
+class _ReportsReplies:
+    """Mixed into the pool's connection class: each reply read closes the breaker."""
+
+    def read_response(self, *args, **kwargs):
+        try:
+            response = super().read_response(*args, **kwargs)
+        except redis.ResponseError:
+            self._answered()  # an error, but an answer
+            raise
+        self._answered()
+        return response
+
+    def _answered(self) -> None:
+        breaker = getattr(self.retry, "breaker", None)
+        if breaker is not None:
+            breaker.succeeded()
+
+
+def _reporting(connection_class: type) -> type:
+    return type(f"Reporting{connection_class.__name__}", (_ReportsReplies, connection_class), {})
+
+
+def _pool_exhausted(exc: BaseException) -> bool:
+    return isinstance(exc, redis.ConnectionError) and str(exc) == "No connection available."
+
+
+class GuardedPool(redis.BlockingConnectionPool):
+    """A bounded pool that refuses at once while its breaker is open (``breaker`` None: never)."""
+
+    breaker: Optional[Breaker] = None
+
+    def get_connection(self, *args, **kwargs):
+        breaker = self.breaker
+        if breaker is None:
+            return super().get_connection(*args, **kwargs)
+        probing = breaker.is_open
+        if not breaker.admit():
+            raise RedisUnavailable("Redis is not answering")
+        try:
+            connection = super().get_connection(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if not _pool_exhausted(exc) and not isinstance(exc, RedisUnavailable):
+                breaker.failed(exc)  # the connect or its handshake failed
+            raise
+        if breaker.is_open and not probing:  # it opened while this caller waited for the pool
+            self.release(connection)
+            raise RedisUnavailable("Redis is not answering")
+        return connection
+
+
+class DroppingSentinelConnection(SentinelManagedConnection):
+    """redis-py 8.1's Sentinel connection keeps a connection whose read was interrupted (its
+    ``read_response`` defaults ``disconnect_on_error`` to False, unlike the plain one), so the
+    unread reply of an interrupted command (an RQ worker's BLPOP cut by SIGTERM) is later read as
+    the answer to the next command: the worker hangs on shutdown. Default it back to True."""
+
+    def read_response(self, disable_decoding=False, *, timeout=SENTINEL, disconnect_on_error=True,
+                      push_request=False):
+        return super().read_response(disable_decoding, timeout=timeout, disconnect_on_error=disconnect_on_error,
+                                     push_request=push_request)
+
+
+class DroppingSentinelSSLConnection(DroppingSentinelConnection, SSLConnection):
+    pass
+
+
+class GuardedSentinelPool(SentinelConnectionPool, GuardedPool):
+    """The same, for the primary Sentinel names (asked again on every new connection)."""
+
+
+def _options(config: Config, role: str, breaker: Optional[Breaker]) -> dict[str, Any]:
+    options: dict[str, Any] = {"health_check_interval": 30, "socket_keepalive": True}
+    if role == "web":
+        options.update(socket_timeout=config.REDIS_SOCKET_TIMEOUT, socket_connect_timeout=config.REDIS_SOCKET_TIMEOUT,
+                       retry=ReportingRetry(NoBackoff(), 1, breaker))  # one reconnect, never a second timeout
+    elif role == "listen":
+        options.update(socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+    else:  # patient
+        options.update(socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 20),
+                       retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
+        options["ssl_cert_reqs"] = "none"
+    return options
+
+
+def sentinel_addresses(config: Config) -> list[tuple[str, int]]:
+    return [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.REDIS_SENTINELS)]
+
+
+def connect(config: Config, role: str = "web") -> redis.Redis:
+    """A client (bytes in and out, as RQ needs) for ``role``: ``web``, ``listen`` or ``patient``."""
+    breaker = Breaker() if role == "web" else None
+    options = _options(config, role, breaker)
+    max_connections = 2 if role == "listen" else config.REDIS_MAX_CONNECTIONS
+    timeout = config.REDIS_POOL_TIMEOUT if role == "web" else 5
+    if config.REDIS_SENTINELS:
+        url = parse_url(config.REDIS_URL)  # credentials, db and TLS of the primary; its host is Sentinel's to say
+        for name in ("host", "port", "path"):
+            url.pop(name, None)
+        tls = url.pop("connection_class", None) is SSLConnection
+        url["connection_class"] = DroppingSentinelSSLConnection if tls else DroppingSentinelConnection
+        sentinel_timeout = config.REDIS_SOCKET_TIMEOUT if role == "web" else 2
+        sentinel = Sentinel(sentinel_addresses(config), sentinel_kwargs={
+            "socket_timeout": sentinel_timeout, "socket_connect_timeout": sentinel_timeout,
+            "password": config.REDIS_SENTINEL_PASSWORD, "retry": Retry(NoBackoff(), 0)})
+        pool = GuardedSentinelPool(config.REDIS_SENTINEL_MASTER, sentinel, max_connections=max_connections,
+                                   timeout=timeout, **url, **options)
+    else:
+        pool = GuardedPool.from_url(config.REDIS_URL, max_connections=max_connections, timeout=timeout, **options)
+    pool.breaker = breaker
+    if breaker is not None:
+        pool.connection_class = _reporting(pool.connection_class)
+    return redis.Redis(connection_pool=pool)
+
+
+class _OutageLoggedOnce(logging.Filter):
+    """Drops a library's per-request traceback for a refusal the breaker already logged once
+    (flask-limiter logs each swallowed error with its traceback, which costs CPU in an outage)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RedisUnavailable))
+
+
+_LIMITER_FILTER = _OutageLoggedOnce()
+logging.getLogger("flask-limiter").addFilter(_LIMITER_FILTER)
+
+
+class _OneConnectionPool:
+    """A pool that hands out one connection already taken, so a transaction and the ``WAIT``
+    after it run on the same connection (``WAIT`` counts the replicas that have *this* client's writes)."""
+
+    def __init__(self, pool: redis.ConnectionPool, connection) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    def get_connection(self, *args, **kwargs):
+        return self._connection
+
+    def release(self, connection) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+
+@contextmanager
+def replicated(client: redis.Redis, replicas: int, timeout_ms: int) -> Iterator[redis.Redis]:
+    """Yield a client for some writes; with ``replicas`` > 0, wait after them until that many replicas
+    have them (or ``timeout_ms`` passes: logged, since the writes stand on the primary alone)."""
+    if replicas <= 0:
+        yield client
+        return
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        held = redis.Redis(connection_pool=_OneConnectionPool(pool, connection))
+        yield held
+        acknowledged = held.execute_command("WAIT", replicas, timeout_ms)
+        if acknowledged < replicas:
+            log.warning("queued on the primary, but only %d of %d replicas acknowledged within %d ms",
+                        acknowledged, replicas, timeout_ms)
+    finally:
+        pool.release(connection)
+
+
+def memory_report(client: redis.Redis) -> dict[str, Any]:
+    """Redis's memory policy and fill, from ``INFO memory`` (allowed where ``CONFIG`` is not)."""
+    info = client.info("memory")
+    policy = info.get("maxmemory_policy", "noeviction")
+    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    limit, used = int(info.get("maxmemory", 0) or 0), int(info.get("used_memory", 0) or 0)
+    return {"maxmemoryPolicy": policy, "evicts": policy != "noeviction",
+            "full": bool(limit) and used >= limit}
+
+
+EVICTION_WARNING = ("Redis maxmemory-policy is {policy!r}: when memory fills, Redis deletes keys and jobs "
+                    "vanish silently. Set maxmemory-policy noeviction (RQ needs it).")
