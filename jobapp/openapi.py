@@ -51,6 +51,8 @@ def schemas(types: list) -> dict[str, dict]:
     """Every schema: the answer and event models, then each job type's request model."""
     _, generated = models_json_schema([(model, "validation") for model in apimodels.MODELS], ref_template=REF)
     found = dict(generated["$defs"])
+    for name in ("JobUpdate", "JobSnapshot"):  # a job's type is one of the registered types
+        found[name]["properties"]["jobType"]["enum"] = [t.name for t in types]
     for job_type in types:
         model: type[BaseModel] = job_type.schema
         schema = model.model_json_schema(ref_template=REF)

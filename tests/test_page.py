@@ -83,7 +83,8 @@ def test_a_portrait_queued_while_its_character_is_made_and_the_log_under_the_bar
     assert not errors
 
 
-def test_jobs_waiting_in_line_show_their_place(idle, browser):
+def test_jobs_waiting_in_line_show_their_place(service, browser):
+    idle = service(workers=0)  # an empty queue of its own: the shared idle service has other tests' jobs in line
     page = browser.new_page()
     sign_in(page, idle.url, "line-user")
     page.fill("#count", "3")

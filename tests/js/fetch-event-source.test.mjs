@@ -72,7 +72,9 @@ test('fetch-event-source, README idiom: a full job with zero empty messages', li
   });
   assert.equal(raw.filter((d) => d === '').length, 0, 'no empty messages');
   assert.ok(messages.length >= 2, `only ${messages.length} messages`);
-  assert.ok(messages.every((m) => m.type === 'job_update' && m.jobId === job.jobId));
+  // job_update events and (contract 1.1) the demo job's job_log lines, all of this job, all parsed.
+  assert.ok(messages.every((m) => ['job_update', 'job_log'].includes(m.type) && m.jobId === job.jobId));
+  assert.ok(messages.some((m) => m.type === 'job_log'), 'the job log lines came through too');
   assert.equal(messages.at(-1).status, 'completed');
   assert.match(text, /^retry: \d+\n/, 'the server did send retry: (in the first event\'s block)');
 });
