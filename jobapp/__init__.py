@@ -17,7 +17,8 @@ def create_app(config: Optional[Config] = None) -> Flask:
     app.config["JOBAPP"] = config
 
     from . import auth, cli, dashboard, errors, logs, pages
-    from .extensions import cors, jwt, limiter, redis_client, tls_options
+    from . import ratelimit
+    from .extensions import cors, jwt, redis_client
     from .streamcap import StreamCap
     from .watch import make_watcher
 
@@ -27,8 +28,7 @@ def create_app(config: Optional[Config] = None) -> Flask:
     cors.init_app(app, resources={r"/api/*": {"origins": config.CORS_ORIGINS}},
                   allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Accept"],
                   methods=["GET", "POST", "OPTIONS"], max_age=600)
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = tls_options(config)
-    limiter.init_app(app)
+    ratelimit.init_app(app, config.RATE_LIMIT_QUEUE, app.extensions["jobapp.redis"])
     app.extensions["jobapp.watcher"] = make_watcher(config, app.extensions["jobapp.redis"])
     app.extensions["jobapp.streamcap"] = StreamCap(app.extensions["jobapp.redis"], config.MAX_STREAMS_PER_USER)
     errors.init_app(app)

@@ -52,7 +52,7 @@ class Config:
     WORKER_HEARTBEAT_SECONDS: int = 10  # a worker running a job heartbeats this often
     DEAD_WORKER_SECONDS: float = 40.0  # a running job with no heartbeat this long is failed as "worker died"
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
-    RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
+    RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter's syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
     RQ_DASHBOARD_USERNAME: Optional[str] = None
     RQ_DASHBOARD_PASSWORD: Optional[str] = None
@@ -102,7 +102,6 @@ class Config:
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
             "MAX_CONTENT_LENGTH": self.MAX_CONTENT_LENGTH,
-            "RATELIMIT_STORAGE_URI": self.REDIS_URL,
         }
 
 

@@ -50,5 +50,10 @@ def stream_counts(process: str) -> str:
     return f"{PREFIX}:streams:{process}"
 
 
-#: Prefix of Flask-Limiter's rate-limit counters.
+#: Prefix of the rate limiter's counters.
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"
+
+
+def rate_limit(scope: str, user_id: str, amount: int, seconds: int) -> str:
+    """One user's sliding-window counter for one limit on one route (hash: w, c, p)."""
+    return f"{RATE_LIMIT_PREFIX}:{scope}:{amount}/{seconds}:{user_id}"
