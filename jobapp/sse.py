@@ -5,7 +5,7 @@ that split each network chunk on newlines (the frontend guide's hook) then see w
 """
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 
 def retry(milliseconds: int) -> str:
@@ -13,12 +13,18 @@ def retry(milliseconds: int) -> str:
     return f"retry: {int(milliseconds)}\n\n"
 
 
-def event(event_id: int, data: dict[str, Any]) -> str:
+def encode(data: dict[str, Any]) -> str:
+    """An event's ``data:`` value: compact JSON on one line. Encode a state once, send it to every stream."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def event(event_id: int, data: dict[str, Any], encoded: Optional[str] = None) -> str:
     """One event: ``id:`` then a single ``data:`` line of compact JSON, then a blank line.
 
-    No ``event:`` field, so the browser's ``EventSource.onmessage`` fires.
+    No ``event:`` field, so the browser's ``EventSource.onmessage`` fires. ``encoded`` is
+    ``encode(data)`` when the caller already has it.
     """
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    payload = encoded if encoded is not None else encode(data)
     return f"id: {int(event_id)}\ndata: {payload}\n\n"
 
 

@@ -15,11 +15,19 @@ import redis
 from redis.client import Pipeline
 from rq.job import Job
 
-from . import jobstats, keys, state
+from . import jobstats, keys, sse, state
 
 
 class StoredState(dict):
     """``{"owner": str, "event": payload}`` as stored."""
+
+    _encoded: Optional[str] = None
+
+    def encoded_event(self) -> str:
+        """The event as an SSE ``data:`` value, encoded once however many streams send this object."""
+        if self._encoded is None:
+            self._encoded = sse.encode(self.event)
+        return self._encoded
 
     @property
     def owner(self) -> str:

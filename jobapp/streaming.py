@@ -51,12 +51,12 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
         sent: dict[str, tuple[str, int]] = {}  # job id -> (status, updatedAt) last sent
         last_id = last_event_id or 0
 
-        def frame(event: dict) -> str:
+        def frame(event: dict, encoded: Optional[str] = None) -> str:
             nonlocal last_id
             last_id = max(event_id(event), last_id + 1)
             sent[event["jobId"]] = (event["status"], event["updatedAt"])
             metrics.EVENTS_SENT.inc()
-            return sse.event(last_id, event)
+            return sse.event(last_id, event, encoded)
 
         def finished() -> bool:
             return settings.close_on_terminal and bool(sent) and all(
@@ -84,7 +84,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 if previous is not None and (state.is_terminal(previous[0])
                                              or stored.event["updatedAt"] <= previous[1]):
                     continue
-                yield frame(stored.event)
+                yield frame(stored.event, stored.encoded_event())  # encoded once for every stream of this state
                 last_write = time.monotonic()
     finally:
         subscription.close()

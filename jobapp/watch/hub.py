@@ -51,8 +51,8 @@ class HubSubscription:
             self._event.wait(timeout)
         self._event.clear()
         changed, self._changed = self._changed, set()
-        latest = self._hub.latest
-        return {i: statestore.decode(latest[i]) for i in changed if i in latest}
+        hub = self._hub
+        return {i: hub.decoded(i) for i in changed if i in hub.latest}
 
     def close(self) -> None:
         self._hub._unregister(self)
@@ -65,6 +65,7 @@ class Hub:
         self._dead_worker_seconds = dead_worker_seconds
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
+        self._decoded: dict[str, tuple[bytes, StoredState]] = {}  # job id -> (latest, decoded once for all its streams)
         self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
         self._wake = Event()
@@ -98,6 +99,7 @@ class Hub:
                 if not subs:
                     del self.watchers[job_id]
                     self.latest.pop(job_id, None)
+                    self._decoded.pop(job_id, None)
         subscription.job_ids.clear()
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
@@ -108,6 +110,14 @@ class Hub:
             return
         self._pid = os.getpid()
         self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap)]
+
+    def decoded(self, job_id: str) -> StoredState:
+        """The latest state of ``job_id``, decoded once and shared (read-only) by every stream woken for it."""
+        raw = self.latest[job_id]
+        cached = self._decoded.get(job_id)
+        if cached is None or cached[0] is not raw:
+            cached = self._decoded[job_id] = (raw, statestore.decode(raw))
+        return cached[1]
 
     def wake_all(self) -> None:
         """Wake every stream (the process is stopping; each sees nothing changed and checks why)."""
