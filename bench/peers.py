@@ -512,15 +512,16 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
     q = args.quick
-    for name, full, quick in (("streams", 10000, 1000), ("hold", 30.0, 8.0), ("warmup", 300, 100),
-                              ("burst", 10.0, 3.0), ("drain_jobs", 200, 40), ("workers", 6, 2)):
+    for name, full, quick in (("streams", 10000, 500), ("hold", 30.0, 5.0), ("warmup", 300, 50),
+                              ("burst", 10.0, 2.0), ("drain_jobs", 200, 20), ("workers", 6, 2)):
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
     if args.fill is None:
-        args.fill = args.streams + (200 if q else 500)
-    if q:
-        args.quiet_timeout = min(args.quiet_timeout, 5.0)
-        args.settle = min(args.settle, 2.0)
+        args.fill = args.streams + (100 if q else 500)
+    if q:  # no waiting for a quiet machine or for closed warm-up streams to be noticed
+        args.quiet_timeout = min(args.quiet_timeout, 2.0)
+        args.settle = min(args.settle, 1.0)
+        args.reap_timeout = min(args.reap_timeout, 1.0)
     from jobapp.config import DEV_SECRET
     args.secret = DEV_SECRET
     return args

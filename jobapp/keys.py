@@ -54,6 +54,6 @@ def stream_counts(process: str) -> str:
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"
 
 
-def rate_limit(scope: str, user_id: str, amount: int, seconds: int) -> str:
-    """One user's sliding-window counter for one limit on one route (hash: w, c, p)."""
-    return f"{RATE_LIMIT_PREFIX}:{scope}:{amount}/{seconds}:{user_id}"
+def rate_limit(scope: str, user_id: str) -> str:
+    """One user's sliding-window counters on one route (hash: "<amount>/<seconds>:w|c|p" per limit)."""
+    return f"{RATE_LIMIT_PREFIX}:{scope}:{user_id}"

@@ -1,8 +1,8 @@
 """Per-user rate limits on the queue routes: a sliding-window counter, every limit in one Redis command.
 
 ``RATE_LIMIT_QUEUE`` keeps Flask-Limiter's syntax ("60/minute;600/hour"; parsed by ``limits``, the
-library Flask-Limiter itself uses). Each limit keeps one small hash per user and route: the
-current fixed window's count and the previous one's. A request is allowed while
+library Flask-Limiter itself uses). Each user has one small hash per route holding, for each
+limit, the current fixed window's count and the previous one's. A request is allowed while
 ``previous * (1 - elapsed share of the current window) + current < amount`` for every limit
 (Cloudflare's sliding-window counter: within a fraction of a moving window, at a fraction of the
 cost). One Lua script (``EVALSHA``) checks all limits against Redis's clock and counts the request
@@ -32,26 +32,33 @@ from .extensions import redis_client
 
 log = logging.getLogger(__name__)
 
-# KEYS[i]: one hash per limit. ARGV: amount_1, seconds_1, amount_2, seconds_2, ...
+# KEYS[1]: the user's hash for this route. ARGV: amount_1, seconds_1, amount_2, seconds_2, ...
+# Fields "<amount>/<seconds>:w|c|p": that limit's window number, its count and the previous window's.
 # Returns {allowed (1/0), retry_after_ms, limit, remaining, reset_ms} for the tightest limit.
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local allowed, retry, tight_limit, tight_remaining, tight_reset = 1, 0, 0, math.huge, 0
-local state = {}
-for i, key in ipairs(KEYS) do
+local n = #ARGV / 2
+local names = {}
+for i = 1, n do
+  local base = ARGV[2 * i - 1] .. '/' .. ARGV[2 * i] .. ':'
+  names[3 * i - 2], names[3 * i - 1], names[3 * i] = base .. 'w', base .. 'c', base .. 'p'
+end
+local h = redis.call('HMGET', KEYS[1], unpack(names))
+local allowed, retry, tight_limit, tight_remaining, tight_reset, longest = 1, 0, 0, math.huge, 0, 0
+local writes = {}
+for i = 1, n do
   local amount = tonumber(ARGV[2 * i - 1])
   local span = tonumber(ARGV[2 * i]) * 1000
+  if span > longest then longest = span end
   local window = math.floor(now / span)
-  local h = redis.call('HMGET', key, 'w', 'c', 'p')
-  local w, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  local w, c, p = tonumber(h[3 * i - 2]), tonumber(h[3 * i - 1]) or 0, tonumber(h[3 * i]) or 0
   local cur, prev = 0, 0
   if w == window then cur, prev = c, p elseif w == window - 1 then prev = c end
-  local share = (now - window * span) / span
-  local weighted = prev * (1 - share) + cur
-  local wait = 0
+  local weighted = prev * (1 - (now - window * span) / span) + cur
   if weighted + 1 > amount then
     allowed = 0
+    local wait
     if cur + 1 <= amount and prev > 0 then
       wait = math.ceil((1 - (amount - cur - 1) / prev) * span + window * span - now)
     else
@@ -65,14 +72,13 @@ for i, key in ipairs(KEYS) do
   if remaining < tight_remaining or (remaining == tight_remaining and (window + 1) * span > tight_reset) then
     tight_limit, tight_remaining, tight_reset = amount, remaining, (window + 1) * span
   end
-  state[i] = {window, cur, prev, span}
+  for _, v in ipairs({names[3 * i - 2], window, names[3 * i - 1], cur + 1, names[3 * i], prev}) do
+    writes[#writes + 1] = v
+  end
 end
 if allowed == 1 then
-  for i, key in ipairs(KEYS) do
-    local s = state[i]
-    redis.call('HSET', key, 'w', s[1], 'c', s[2] + 1, 'p', s[3])
-    redis.call('PEXPIRE', key, 2 * s[4])
-  end
+  redis.call('HSET', KEYS[1], unpack(writes))
+  redis.call('PEXPIRE', KEYS[1], 2 * longest)
 else
   tight_remaining = 0
 end
@@ -112,9 +118,9 @@ class RateLimit:
     def check(self, connection: redis.Redis, scope: str, user_id: str) -> Optional[Verdict]:
         """Count one request of ``user_id`` on ``scope``; None when Redis could not be asked
         (fail open, as before: the queue request itself then meets the same Redis and answers 503)."""
-        names = [keys.rate_limit(scope, user_id, item.amount, item.get_expiry()) for item in self.items]
         try:
-            allowed, retry_ms, limit, remaining, reset_ms = self.script(keys=names, args=self.argv, client=connection)
+            allowed, retry_ms, limit, remaining, reset_ms = self.script(
+                keys=[keys.rate_limit(scope, user_id)], args=self.argv, client=connection)
         except redis.RedisError as exc:
             log.warning("rate limiter unavailable (%s); request allowed", type(exc).__name__)
             return None
