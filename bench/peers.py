@@ -222,6 +222,11 @@ class Peer(Target):
         self.own_commands += 1
         self.redis.set(SUSPENDED, 1) if on else self.redis.delete(SUSPENDED)
 
+    def commandstats(self) -> dict[str, int]:
+        """Calls per command so far (``INFO commandstats``; commands run by scripts included)."""
+        self.own_commands += 1
+        return {k.removeprefix("cmdstat_"): v["calls"] for k, v in self.redis.info("commandstats").items()}
+
     def scale_workers(self, count: int) -> None:
         """Run exactly ``count`` RQ workers (new ones start suspended if the flag is set) and wait
         until they have registered."""
@@ -266,9 +271,12 @@ def queue_requests(p: Peer, args, label: str, paths: Path, *, count: int = 0, du
            "--count", str(count or 1), "--timeout", "600"]
     if duration:
         cli += ["--duration", str(duration)]
+    stats_before = p.commandstats()
     before = p.sample()
     result = Load(cli, RESULTS / f"{p.name}-{label}.json", timeout=900).result()
     after = p.sample()
+    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
+    result["redis_commands_by_name"] = dict(sorted(stats.items(), key=lambda kv: -kv[1]))
     requests = result["completed"] + warmup
     result["server"] = window(before, after)
     result["server"]["cpu_ms_per_request"] = round(1000 * (after["cpu"] - before["cpu"]) / max(1, requests), 3)
@@ -363,11 +371,13 @@ def phase_drain(p: Peer, args) -> dict:
         watch.stop()
         raise RuntimeError(f"{p.name}: drain streams never got ready:\n{''.join(load.stderr)[-3000:]}")
     time.sleep(1.0)
+    stats_before = p.commandstats()
     before = p.sample()
     p.suspend(False)
     result = load.result(stop=False)
     after = p.sample()
     p.suspend(True)
+    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     conns = watch.stop()
     p.scale_workers(1)
     events = result["update_events"]
@@ -379,7 +389,8 @@ def phase_drain(p: Peer, args) -> dict:
            "latency_ms": result["latency_ms"], "server": server,
            "cpu_ms_per_event": round(1000 * (after["cpu"] - before["cpu"]) / max(1, events), 4),
            "redis_commands": commands, "redis_commands_per_event": round(commands / max(1, events), 4),
-           "redis_clients_peak": conns}
+           "redis_clients_peak": conns,
+           "redis_commands_by_name": dict(sorted(stats.items(), key=lambda kv: -kv[1]))}
     log(f"{p.name} drain: {events} events to {result['opened']} streams in {server['seconds']} s, "
         f"{out['cpu_ms_per_event']} ms CPU and {out['redis_commands_per_event']} Redis commands per event, "
         f"lag p50 {result['latency_ms'].get('p50')} p99 {result['latency_ms'].get('p99')} ms, clients {conns}")
