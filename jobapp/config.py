@@ -34,7 +34,7 @@ class Config:
     JOBAPP_ENV: str = "development"  # "production" turns on the secret check
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     REDIS_TLS_VERIFY: bool = True  # false: accept a managed Redis's self-signed certificate
-    REDIS_MAX_CONNECTIONS: int = 10  # per process, pub/sub included; a burst waits (up to 5 s) for a free one
+    REDIS_MAX_CONNECTIONS: int = 10  # per process, pub/sub included; a burst waits (up to 30 s) for a free one
     JWT_SECRET_KEY: str = DEV_SECRET
     PORT: int = 8088
     CORS_ORIGINS: list[str] = field(default_factory=lambda: ["http://localhost:3000"])

@@ -19,6 +19,11 @@ cors = CORS()
 SERIALIZER = JSONSerializer
 
 
+#: How long a request may wait for a free pooled connection: 10,000 streams opening at once on a
+#: saturated machine waited more than 5 s for one of 10 (greenlets hold theirs while descheduled).
+POOL_WAIT_SECONDS = 30
+
+
 def tls_options(config: Config) -> dict:
     """Client options for ``rediss://`` with ``REDIS_TLS_VERIFY=false`` (a self-signed certificate)."""
     if config.REDIS_URL.startswith("rediss://") and not config.REDIS_TLS_VERIFY:
@@ -33,13 +38,14 @@ def connect(config: Config, patient: bool = False) -> redis.Redis:
     as managed Redis services (Heroku's among them) present. A ``patient`` client (the worker's)
     rides out a Redis restart of up to about half a minute instead of failing the running job;
     the web's answers 503 at once instead. The pool is bounded (``REDIS_MAX_CONNECTIONS``): a burst
-    of requests waits for a connection rather than opening one each.
+    of requests waits for a connection rather than opening one each, for as long as a loaded
+    process may take to hand one back (``POOL_WAIT_SECONDS``), never failing for want of one.
     """
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 20 if patient else 1)
     options: dict = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 2,
                      "retry": retry, "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
     pool = redis.BlockingConnectionPool.from_url(
-        config.REDIS_URL, max_connections=config.REDIS_MAX_CONNECTIONS, timeout=5, **options, **tls_options(config))
+        config.REDIS_URL, max_connections=config.REDIS_MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options, **tls_options(config))
     return redis.Redis(connection_pool=pool)
 
 
