@@ -433,7 +433,12 @@ def rows(results: dict) -> list[tuple]:
         ("Redis commands per event delivered in that drain", "lower", "≤ 1x", ("drain", "redis_commands_per_event")),
         ("Delivery lag p50 in that drain (ms)", "lower", "", ("drain", "latency_ms", "p50")),
         ("Delivery lag p99 in that drain (ms)", "lower", "≤ 1x", ("drain", "latency_ms", "p99")),
-        ("Events delivered in that drain", "", "", ("drain", "events")),
+        ("Events per stream in that drain (a stream that lags gets the latest state)",
+         "", "", lambda s: s["drain"]["events"] / max(1, s["drain"]["opened"])),
+        ("Web CPU per stream followed to its job's end in that drain (ms)", "lower", "",
+         lambda s: s["drain"]["cpu_ms_per_event"] * s["drain"]["events"] / max(1, s["drain"]["opened"])),
+        ("Redis commands per job in that drain (workers' included)", "lower", "",
+         lambda s: s["drain"]["redis_commands"] / s["drain"]["jobs"]),
         (f"RSS per open stream, {n:,} streams (KB)", "lower", "≤ 20 KB", ("hold", "rss_per_stream_kb")),
         (f"Redis commands/s, {n:,} idle streams", "lower", "~0", ("hold", "idle", "redis_cps")),
         (f"Web CPU, {n:,} idle streams (% of one core)", "lower", "< 7 %", ("hold", "idle", "cpu_pct")),
@@ -445,6 +450,13 @@ def cell(results: dict, name: str, path, better: str) -> str:
     if path is None:
         h, d = get(results, name, "hold", "error_count"), get(results, name, "drain", "errors")
         return f"{fmt(h)} / {fmt(sum(d.values()) if isinstance(d, dict) else None)}"
+    if callable(path):
+        try:
+            value, ref = path(results["servers"][name]), path(results["servers"]["fastapi"])
+        except (KeyError, TypeError, ZeroDivisionError):
+            return "n/a"
+        text = fmt(round(value, 3) if abs(value) < 1 else round(value, 1), digits=3 if abs(value) < 1 else 1)
+        return text + (f" ({value / ref:,.2f}x)" if name != "fastapi" and better and ref else "")
     value = get(results, name, *path)
     if value is None:
         return "n/a"
