@@ -4,7 +4,7 @@ and this checks jobapp's figures as ratios to the reference's in the same run, w
 (the machine is shared, so never absolute times), plus the Redis connection budget.
 
 What it guards: the limiter and queue path stay cheap (CPU and Redis commands per queue request),
-fan-out stays cheap per delivered event, the web process plus a worker stay within 20 Redis
+fan-out stays cheap per job and per stream followed, the web process plus a worker stay within 20 Redis
 connections with rq-dashboard mounted, and every stream in the drain ends with its job.
 The full figures come from ``make bench`` (bench/README.md).
 """
@@ -62,8 +62,12 @@ def test_fan_out_stays_cheap_per_delivered_event(figures):
     jobapp, _ = figures
     drain = jobapp["drain"]
     assert drain["errors"] == {} and drain["ended_with_job"] == drain["opened"] == drain["streams"]
-    assert ratio(figures, "drain", "redis_commands_per_event") <= 6
-    assert ratio(figures, "drain", "cpu_ms_per_event") <= 6
+    # Per job and per stream rather than per event: a hub stream that falls behind on a loaded machine
+    # skips to the latest state, so the count of events (the divisor) varies from run to run.
+    per_job = [s["drain"]["redis_commands"] / s["drain"]["jobs"] for s in figures]
+    per_stream = [s["drain"]["cpu_ms_per_event"] * s["drain"]["events"] / s["drain"]["opened"] for s in figures]
+    assert per_job[0] <= 2.5 * per_job[1], per_job
+    assert per_stream[0] <= 4 * per_stream[1], per_stream
 
 
 def test_web_process_and_worker_stay_within_20_redis_connections(figures):
