@@ -38,7 +38,7 @@ test: $(STAMP) $(JS_STAMP) browser proxies
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.peers
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts bench/.venv-fastapi

@@ -204,11 +204,13 @@ class Proc:
 class WebServer(Proc):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` with one worker process, as the Procfile runs it."""
 
-    def __init__(self, app_dir: Path, env: dict, log_dir: Path) -> None:
+    def __init__(self, app_dir: Path, env: dict, log_dir: Path, cmd: Optional[list[str]] = None) -> None:
+        """``cmd`` (with ``{port}``) starts another server instead, e.g. a reference's uvicorn."""
         self.port = free_port()
         env = {**env, "PORT": str(self.port), "WEB_CONCURRENCY": "1"}
-        super().__init__([PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", WSGI_APP], app_dir, env,
-                         log_dir / f"web-{self.port}.log")
+        cmd = [c.replace("{port}", str(self.port)) for c in cmd] if cmd else \
+            [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", WSGI_APP]
+        super().__init__(cmd, app_dir, env, log_dir / f"web-{self.port}.log")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:

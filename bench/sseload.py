@@ -357,7 +357,7 @@ class EnqueueLoad:
         from jobapp.config import DEV_SECRET
         self.args = args
         exp = int(time.time()) + 6 * 3600
-        self.tokens = [jwt.encode({"sub": f"bench-user-{i}", "exp": exp}, DEV_SECRET, algorithm="HS256")
+        self.tokens = [jwt.encode({"sub": f"{args.user_prefix}{i}", "exp": exp}, DEV_SECRET, algorithm="HS256")
                        for i in range(args.users)]
         self.latencies: list[float] = []
         self.statuses: Counter = Counter()
@@ -367,6 +367,7 @@ class EnqueueLoad:
         self.reconnects = 0
         self.timeline: list[tuple[float, float, int]] = []  # (start offset s, latency ms, status)
         self.t0 = time.perf_counter()
+        self.deadline = float("inf")
 
     def request(self, n: int) -> bytes:
         body = json.dumps({"name": f"Bench {n}", "age": 20 + n % 80}).encode()
@@ -403,7 +404,7 @@ class EnqueueLoad:
     def worker(self, limit: int, measure: bool) -> None:
         sock = None
         buf = b""
-        while self.next < limit:
+        while self.next < limit and time.perf_counter() < self.deadline:
             n = self.next
             self.next += 1
             try:
@@ -420,7 +421,10 @@ class EnqueueLoad:
                         self.timeline.append((round(t0 - self.t0, 4), round(elapsed, 2), status))
                     self.statuses[status] += 1
                     if status == 202 and self.args.jobs_out:
-                        self.jobs.append(json.loads(body)["data"]["streamUrl"])
+                        url = json.loads(body)["data"]["streamUrl"]
+                        if "token=" not in url:  # a server without stream tokens takes the access token
+                            url += f"?token={self.tokens[n % len(self.tokens)]}"
+                        self.jobs.append(url)
                 if close:
                     sock.close()
                     sock = None
@@ -435,9 +439,10 @@ class EnqueueLoad:
         if sock is not None:
             sock.close()
 
-    def phase(self, count: int, measure: bool) -> float:
+    def phase(self, count: int, measure: bool, duration: float = 0.0) -> float:
         self.next = 0
         t0 = time.perf_counter()
+        self.deadline = t0 + duration if duration else float("inf")
         pool = [gevent.spawn(self.worker, count, measure) for _ in range(self.args.conns)]
         if not gevent.joinall(pool, timeout=self.args.timeout):
             gevent.killall(pool, block=False)
@@ -451,13 +456,13 @@ class EnqueueLoad:
             self.phase(a.warmup, measure=False)
         t_start = time.time()
         self.t0 = time.perf_counter()
-        seconds = self.phase(a.count, measure=True)
+        seconds = self.phase(a.count if not a.duration else 10 ** 9, measure=True, duration=a.duration)
         if a.jobs_out:
             with open(a.jobs_out, "w") as handle:
                 handle.write("\n".join(self.jobs) + "\n")
         done = len(self.latencies)
         return {
-            "type": "result", "mode": "enqueue", "requests": a.count, "completed": done, "conns": a.conns,
+            "type": "result", "mode": "enqueue", "requests": done, "completed": done, "conns": a.conns,
             "users": a.users, "seconds": round(seconds, 3), "t_start": t_start, "t_end": time.time(),
             "rps": round(self.statuses.get(202, 0) / seconds, 1) if seconds else 0.0,
             "statuses": {str(k): v for k, v in self.statuses.items()}, "errors": dict(self.errors),
@@ -495,6 +500,8 @@ def main(argv=None) -> None:
     e.add_argument("--conns", type=int, default=16)
     e.add_argument("--users", type=int, default=100)
     e.add_argument("--timeout", type=float, default=120.0)
+    e.add_argument("--duration", type=float, default=0.0, help="fire at full speed for this many seconds instead of --count")
+    e.add_argument("--user-prefix", default="bench-user-", help="token subjects are this plus a number")
     e.add_argument("--jobs-out", default="", help="write each job's streamUrl here")
     e.add_argument("--timeline", action="store_true", help="keep every request's start time and latency")
     e.add_argument("--out", required=True)

@@ -66,7 +66,8 @@ def create_app(config: Optional["Config"] = None) -> "Flask":
     app.config["JOBAPP"] = config
 
     from . import auth, cli, dashboard, errors, logs, pages
-    from .extensions import cors, jwt, limiter, redis_client
+    from . import ratelimit
+    from .extensions import cors, jwt, redis_client
     from .streamcap import StreamCap
     from .watch import make_watcher
 
@@ -77,8 +78,7 @@ def create_app(config: Optional["Config"] = None) -> "Flask":
                   allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Accept"],
                   methods=["GET", "POST", "OPTIONS"], max_age=600)
     # The limiter counts through the app's own pool: its breaker, its timeouts, its Sentinel.
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": app.extensions["jobapp.redis"].connection_pool}
-    limiter.init_app(app)
+    ratelimit.init_app(app, config.RATE_LIMIT_QUEUE, app.extensions["jobapp.redis"])
     app.extensions["jobapp.watcher"] = make_watcher(config, app.extensions["jobapp.redis"])
     app.extensions["jobapp.streamcap"] = StreamCap(app.extensions["jobapp.redis"], config.MAX_STREAMS_PER_USER)
     errors.init_app(app)

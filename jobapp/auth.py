@@ -15,7 +15,7 @@ from typing import Optional
 
 import jwt as pyjwt
 from flask import current_app, request
-from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import create_access_token
 
 from .errors import ApiError, error_response
 from .extensions import jwt
@@ -93,9 +93,28 @@ def stream_caller(scope: str) -> Caller:
 
 
 def _access_token_caller() -> Caller:
-    """Verify the Bearer access token in the Authorization header."""
-    verify_jwt_in_request()
-    claims = get_jwt()
+    """Verify the Bearer access token in the Authorization header, decoding it once (PyJWT).
+
+    The same rules and answers as flask-jwt-extended's ``verify_jwt_in_request`` (which decoded
+    every token twice and parsed its header a third time): HS256 only, ``sub`` required, ``exp``
+    and ``nbf`` checked when present, stream tokens and refresh tokens refused.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "Missing token: send 'Authorization: Bearer <token>'")
+    try:
+        claims = pyjwt.decode(token, current_app.config["JWT_SECRET_KEY"], algorithms=[ALGORITHM],
+                              options={"require": ["sub"], "verify_aud": False})
+    except pyjwt.ExpiredSignatureError:
+        raise ApiError(401, "Token has expired", code="token_expired") from None
+    except pyjwt.InvalidTokenError as exc:
+        raise ApiError(401, f"Invalid token: {exc}") from None
+    audience = claims.get("aud")
+    if STREAM_AUDIENCE in (audience if isinstance(audience, list) else [audience]):
+        raise ApiError(401, "Stream tokens are read-only and valid only in their streamUrl")
+    if claims.get("type", "access") != "access":
+        raise ApiError(401, "Invalid token: only access tokens are accepted")
     return Caller(str(claims["sub"]), claims.get("exp"))
 
 

@@ -35,9 +35,9 @@ class Config:
     JOBAPP_ENV: str = "development"  # "production" turns on the secret check
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     REDIS_TLS_VERIFY: bool = True  # false: accept a managed Redis's self-signed certificate
-    REDIS_MAX_CONNECTIONS: int = 50  # per process; requests wait (up to REDIS_POOL_TIMEOUT) for a free connection
+    REDIS_MAX_CONNECTIONS: int = 10  # per process (the hub's subscription has one more); a burst waits for a free one
     REDIS_SOCKET_TIMEOUT: float = 0.5  # web: seconds a Redis command may take before the breaker opens
-    REDIS_POOL_TIMEOUT: float = 5.0  # web: a burst waits this long for a pooled connection; a stall ends the wait at its first timeout
+    REDIS_POOL_TIMEOUT: float = 30.0  # web: a burst waits this long for a pooled connection; a stall ends the wait at its first timeout
     REDIS_SENTINELS: list[str] = field(default_factory=list)  # host:port,...: find the primary through Sentinel
     REDIS_SENTINEL_MASTER: str = "mymaster"  # the primary's name in Sentinel
     REDIS_SENTINEL_PASSWORD: Optional[str] = None  # the sentinels' own password, if they have one
@@ -65,7 +65,7 @@ class Config:
     POSITION_INTERVAL_SECONDS: float = 1.0  # how often streams' places in line are recomputed (per process)
     MAX_SCHEDULE_SECONDS: int = 7 * 86400  # runAt / delaySeconds may lie at most this far ahead
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
-    RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter syntax)
+    RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter's syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
     JOBAPP_JOBS: list[str] = field(default_factory=lambda: ["jobapp.demo"])  # modules that register job types
     LOG_FORMAT: str = ""  # "json" or "human"; empty: json in production, human elsewhere (jobapp/logs.py)
@@ -132,7 +132,6 @@ class Config:
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
             "MAX_CONTENT_LENGTH": self.MAX_CONTENT_LENGTH,
-            "RATELIMIT_STORAGE_URI": self.REDIS_URL,
         }
 
 

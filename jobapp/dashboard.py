@@ -1,7 +1,8 @@
 """rq-dashboard for operators, mounted at /rq behind HTTP basic auth.
 
 Mounted only when ``RQ_DASHBOARD_USERNAME`` and ``RQ_DASHBOARD_PASSWORD`` are both set; it reads
-jobs with RQ's JSON serializer like everything else here.
+jobs with RQ's JSON serializer like everything else here, over the app's own Redis client (its
+bounded pool), so the dashboard adds no connection of its own to the Redis budget.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from redis.connection import parse_url
 
 from .config import Config
@@ -59,6 +60,13 @@ def init_app(app: Flask, config: Config) -> None:
             return Response("Authentication required", 401, {"WWW-Authenticate": 'Basic realm="rq-dashboard"'})
         return None
 
+    @bp.before_request
+    def _shared_client():
+        # rq-dashboard builds a client of its own per request (lazily: no connection until used);
+        # hand it the app's instead, so its queries share the bounded pool.
+        current_app.redis_conn = current_app.extensions["jobapp.redis"]
+
     with app.app_context():
         setup_rq_connection(app)
+    app.redis_conn = app.extensions["jobapp.redis"]
     app.register_blueprint(bp, url_prefix=PREFIX)

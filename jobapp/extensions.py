@@ -6,31 +6,14 @@ import redis
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from . import keys, redisconn
+from . import redisconn
 from .config import Config
 
 jwt = JWTManager()
 cors = CORS()
-#: Per-user rate limits on the queue routes, counted in Redis so they hold across web processes.
-limiter = Limiter(key_func=lambda: rate_limit_key(), headers_enabled=True, strategy="moving-window",
-                  key_prefix=keys.RATE_LIMIT_PREFIX, swallow_errors=True)
-
-
-def rate_limit_key() -> str:
-    """The caller's user id (an unauthenticated request is refused anyway; count it by address)."""
-    from flask import request
-    from flask_jwt_extended import get_jwt, verify_jwt_in_request
-    try:
-        verify_jwt_in_request(optional=True)
-        subject = get_jwt().get("sub")
-    except Exception:  # an invalid token: the view answers 401 itself
-        subject = None
-    return f"user:{subject}" if subject else f"addr:{request.remote_addr}"
-
 #: Every queue, job, worker and dashboard uses RQ's JSON serializer: nothing read from Redis is unpickled.
 SERIALIZER = JSONSerializer
 

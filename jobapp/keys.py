@@ -63,5 +63,10 @@ def stream_counts(process: str) -> str:
     return f"{PREFIX}:streams:{process}"
 
 
-#: Prefix of Flask-Limiter's rate-limit counters.
+#: Prefix of the rate limiter's counters.
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit"
+
+
+def rate_limit(scope: str, user_id: str) -> str:
+    """One user's sliding-window counters on one route (hash: "<amount>/<seconds>:w|c|p" per limit)."""
+    return f"{RATE_LIMIT_PREFIX}:{scope}:{user_id}"

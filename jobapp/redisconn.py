@@ -211,18 +211,6 @@ def connect(config: Config, role: str = "web") -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-class _OutageLoggedOnce(logging.Filter):
-    """Drops a library's per-request traceback for a refusal the breaker already logged once
-    (flask-limiter logs each swallowed error with its traceback, which costs CPU in an outage)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], RedisUnavailable))
-
-
-_LIMITER_FILTER = _OutageLoggedOnce()
-logging.getLogger("flask-limiter").addFilter(_LIMITER_FILTER)
-
-
 class _OneConnectionPool:
     """A pool that hands out one connection already taken, so a transaction and the ``WAIT``
     after it run on the same connection (``WAIT`` counts the replicas that have *this* client's writes)."""

@@ -19,13 +19,17 @@ def retry(milliseconds: int) -> str:
     return f"retry: {int(milliseconds)}\n"
 
 
+def encode(data: dict[str, Any]) -> str:
+    """An event's ``data:`` value: compact JSON on one line."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def event(event_id: int, data: dict[str, Any]) -> str:
     """One event: ``id:`` then a single ``data:`` line of compact JSON, then a blank line.
 
     No ``event:`` field, so the browser's ``EventSource.onmessage`` fires.
     """
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {int(event_id)}\ndata: {payload}\n\n"
+    return f"id: {int(event_id)}\ndata: {encode(data)}\n\n"
 
 
 def comment(text: str = "keep-alive") -> str:

@@ -3,7 +3,9 @@
 Each process keeps its users' open-stream counts in its own Redis hash, refreshed (with a TTL)
 by one background greenlet, so a crashed process's counts expire instead of leaking, and an
 idle stream costs no Redis command at all. Opening a stream counts first and checks the total
-second, so concurrent opens can be refused together but never admitted past the cap.
+second, so concurrent opens can be refused together but never admitted past the cap. Closing
+streams are uncounted in batches (one ``HINCRBY`` per user every ``RELEASE_SECONDS``), so the
+many streams that end with one job cost one command, not one each.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger("jobapp.streamcap")
 
 REFRESH_SECONDS = 10
 TTL_SECONDS = 3 * REFRESH_SECONDS
+RELEASE_SECONDS = 0.2  # a closed stream frees its place this much later, at most
 
 
 class StreamCap:
@@ -33,6 +36,8 @@ class StreamCap:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._refresher: Optional[gevent.Greenlet] = None
         self._pid: Optional[int] = None
+        self._released: dict[str, int] = {}  # user id -> closed streams not yet uncounted in Redis
+        self._releaser: Optional[gevent.Greenlet] = None
 
     @property
     def _hash(self) -> str:
@@ -43,6 +48,7 @@ class StreamCap:
             self._pid = os.getpid()
             self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
             self._refresher = None
+            self._released, self._releaser = {}, None
         if self._refresher is None or self._refresher.dead:
             try:
                 self._refresh()
@@ -78,14 +84,31 @@ class StreamCap:
             return None
         if self.total(user_id) <= self.limit:
             return True
-        self.release(user_id)
+        self._uncount({user_id: 1})
         return False
 
     def release(self, user_id: str) -> None:
+        """A stream of ``user_id`` closed: uncount it with the others closing about now."""
+        self._released[user_id] = self._released.get(user_id, 0) + 1
+        if self._releaser is None:
+            self._releaser = gevent.spawn_later(RELEASE_SECONDS, self._flush)
+
+    def _flush(self) -> None:
         try:
-            self._connection.hincrby(self._hash, user_id, -1)
+            while self._released:  # streams that close while we write go in the next round
+                released, self._released = self._released, {}
+                self._uncount(released)
+        finally:
+            self._releaser = None  # no switch between the last check and this: nothing is left behind
+
+    def _uncount(self, counts: dict[str, int]) -> None:
+        try:
+            with self._connection.pipeline(transaction=False) as pipe:
+                for user_id, count in counts.items():
+                    pipe.hincrby(self._hash, user_id, -count)
+                pipe.execute()
         except redis.RedisError as exc:  # the hash expires with this process's refreshes anyway
-            log.warning("stream count not released (%s)", type(exc).__name__)
+            log.warning("stream counts not released (%s)", type(exc).__name__)
 
     def total(self, user_id: str) -> int:
         """Open streams of ``user_id`` across every live web process."""

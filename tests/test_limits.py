@@ -6,9 +6,15 @@ import socket
 import time
 
 import httpx
+import pytest
+import uuid
+
+from jobapp import create_app
+from jobapp.config import Config
+from jobapp.ratelimit import RateLimit
 
 from tests.sse_client import queue_character, raw_stream
-from tests.support import WebServer, make_token
+from tests.support import SECRET, WebServer, make_token
 
 BODY = {"name": "Aria", "age": 3}
 
@@ -23,10 +29,44 @@ def test_queue_rate_limit_is_per_user_and_shared_by_web_processes(service):
         limited = httpx.post(f"{other.url}/api/v1/characters/queue", json=BODY, headers=svc.headers("alice"))
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "rate_limited"
-        assert int(limited.headers["Retry-After"]) > 0
+        assert 0 < int(limited.headers["Retry-After"]) <= 120  # at most the window and a share of the next
+        assert limited.headers["X-RateLimit-Limit"] == "3" and limited.headers["X-RateLimit-Remaining"] == "0"
         assert httpx.post(f"{svc.url}/api/v1/characters/queue", json=BODY, headers=svc.headers("bob")).status_code == 202
     finally:
         other.stop()
+
+
+def test_unauthenticated_queue_requests_answer_401_and_are_never_counted(redis_server):
+    app = create_app(Config.from_env({}, REDIS_URL=redis_server.url, JWT_SECRET_KEY=SECRET, RATE_LIMIT_QUEUE="3/minute"))
+    client = app.test_client()
+    user = f"counted-{uuid.uuid4().hex}"
+    bad = [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": f"Bearer {make_token(user, ttl=-60)}"}]
+    codes = [client.post("/api/v1/characters/queue", json=BODY, headers=bad[i % 3]).status_code for i in range(6)]
+    assert codes == [401] * 6
+    ok = client.post("/api/v1/characters/queue", json=BODY, headers={"Authorization": f"Bearer {make_token(user)}"})
+    assert ok.status_code == 202, "the refused requests used none of the user's limit"
+    assert ok.headers["X-RateLimit-Limit"] == "3" and ok.headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_sliding_window_counts_every_limit_at_once_and_refusals_cost_nothing(redis_conn):
+    limit = RateLimit("2/second;3/minute", redis_conn)
+    user = uuid.uuid4().hex
+    verdicts = [limit.check(redis_conn, "test", user) for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, False]
+    assert verdicts[2].retry_after >= 1 and verdicts[2].headers()["Retry-After"] == str(verdicts[2].retry_after)
+    deadline = time.monotonic() + 10  # the per-second limit frees a place within about two seconds
+    while not (third := limit.check(redis_conn, "test", user)).allowed:
+        assert time.monotonic() < deadline, "the per-second limit never let a request through"
+        time.sleep(0.1)
+    assert third.limit == 3 and third.remaining == 0, "the minute limit counted only the three allowed requests"
+    refused = limit.check(redis_conn, "test", user)
+    assert not refused.allowed and 1 <= refused.retry_after <= 120
+    assert limit.check(redis_conn, "test", "someone-else").allowed, "limits are per user"
+
+
+def test_malformed_rate_limit_setting_stops_the_app(redis_server):
+    with pytest.raises(ValueError):
+        create_app(Config.from_env({}, REDIS_URL=redis_server.url, JWT_SECRET_KEY=SECRET, RATE_LIMIT_QUEUE="lots"))
 
 
 def open_stream(url: str, job: dict, headers: dict) -> tuple[socket.socket, bytes]:

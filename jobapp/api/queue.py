@@ -6,9 +6,8 @@ from typing import Callable
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import auth, queueopts, registry
+from .. import auth, queueopts, ratelimit, registry
 from ..errors import ApiError
-from ..extensions import limiter
 from ..queueing import enqueue
 
 _views: dict[str, Callable] = {}  # one rate-limited view per type name, made once per process
@@ -29,12 +28,12 @@ def _queue_view(name: str) -> Callable:
     """The view for type ``name``: the same ``enqueue`` a team's own code calls (one code path)."""
     if name not in _views:
         def view():
-            caller = auth.current_caller()
+            caller = auth.current_caller()  # 401 before anything is counted
+            headers = ratelimit.enforce(f"queue:{name}", caller.user_id)
             params, options = queueopts.split(_json_body(), current_app.config["JOBAPP"].MAX_SCHEDULE_SECONDS)
-            return jsonify({"data": enqueue(name, params, caller.user_id, options=options)}), 202
+            return jsonify({"data": enqueue(name, params, caller.user_id, options=options)}), 202, headers
         view.__name__ = f"queue_{name.replace('-', '_')}"
-        # Flask-Limiter keys decorated limits by the view's name, so each is decorated only once.
-        _views[name] = limiter.limit(lambda: current_app.config["JOBAPP"].RATE_LIMIT_QUEUE)(view)
+        _views[name] = view
     return _views[name]
 
 
