@@ -91,6 +91,8 @@ class Config:
             raise ConfigError("JWT_SECRET_KEY must be set to a random secret of 32+ characters in production")
         if self.DEAD_WORKER_SECONDS < 2 * self.WORKER_HEARTBEAT_SECONDS:
             raise ConfigError("DEAD_WORKER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS")
+        if self.HUB_RQ_POLL_SECONDS < 0:
+            raise ConfigError("HUB_RQ_POLL_SECONDS must be 0 (off) or positive")
         if not self.JOBAPP_JOBS:
             raise ConfigError("JOBAPP_JOBS must name at least one module (the default is jobapp.demo)")
         if self.WATCHER not in {"hub", "poll"}:

@@ -30,6 +30,7 @@ from .links import status_url, stream_url
 from .rqjob import JobappJob
 from .queueopts import QueueOptions
 from .statestore import StoredState
+from .watch import rqpoll
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -132,7 +133,7 @@ def load(job_type: str, job_id: str, owner: str) -> StoredState:
     stored = statestore.read(connection, job_id) or _rebuild(connection, job_id)
     if stored is None or stored.owner != owner or stored.event["jobType"] != job_type:
         raise not_found("Job not found")
-    return stored
+    return rqpoll.refresh(connection, {job_id: stored})[job_id]  # a plain rq worker's progress, too
 
 
 def _rebuild(connection: redis.Redis, job_id: str) -> Optional[StoredState]:

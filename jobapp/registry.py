@@ -167,7 +167,11 @@ def load(modules: Iterable[str]) -> dict[str, JobType]:
         blueprint = getattr(module, "blueprint", None)
         if blueprint is not None and blueprint not in blueprints:
             blueprints.append(blueprint)
-        for job in _types_of(module_name):
+        declared = _types_of(module_name)
+        if not declared:
+            raise RegistryError(f"JOBAPP_JOBS module {module_name!r} registers no job type (decorate its job "
+                                "functions with @job_type, and import the modules that do from its __init__)")
+        for job in declared:
             problem = _importable(job)
             if problem:
                 raise RegistryError(f"JOBAPP_JOBS module {module_name!r}: job type {job.name!r}: function {problem}")

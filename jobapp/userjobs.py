@@ -15,6 +15,7 @@ from redis.client import Pipeline
 
 from . import keys, state, statestore
 from .statestore import StoredState
+from .watch import rqpoll
 
 #: The newest entries kept per user; older ones are trimmed at each enqueue.
 MAX_INDEXED = 10_000
@@ -61,7 +62,7 @@ def page(connection: redis.Redis, user_id: str, limit: int, status: Optional[str
             rows = [(m, s) for m, s in rows if (s, m) < (after[0], after[1])]
         if not rows:
             return events, None
-        states = statestore.read_many(connection, [m for m, _ in rows])
+        states = rqpoll.refresh(connection, statestore.read_many(connection, [m for m, _ in rows]))
         gone = [m for m, _ in rows if m not in states]
         if gone:
             connection.zrem(key, *gone)

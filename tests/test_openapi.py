@@ -68,9 +68,11 @@ def fuzz_app(redis_server):
     """The app on the session's private Redis, shared by this module (Hypothesis reruns a test many times).
 
     Streams here are read through WSGI in this thread, without gevent's event loop that the hub watcher
-    needs under gunicorn, so they use the ``poll`` watcher; and they end after 2 s.
+    needs under gunicorn, so they use the ``poll`` watcher; and they end after 2 s. Its jobs go to a Redis
+    database of their own, so the session's live worker never runs them (tests here cancel pending jobs).
     """
-    app = create_app(Config.from_env({}, REDIS_URL=redis_server.url, JWT_SECRET_KEY=SECRET, JOB_STEP_SECONDS=0.05,
+    own_db = redis_server.url.rsplit("/", 1)[0] + "/7"
+    app = create_app(Config.from_env({}, REDIS_URL=own_db, JWT_SECRET_KEY=SECRET, JOB_STEP_SECONDS=0.05,
                                      SSE_MAX_STREAM_SECONDS=2, SSE_HEARTBEAT_SECONDS=1, WATCHER="poll",
                                      POLL_INTERVAL_SECONDS=0.1, RATE_LIMIT_QUEUE="100000/minute"))
     app.testing = True

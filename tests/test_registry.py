@@ -21,6 +21,7 @@ BROKEN = {
     "jobapp.demo,tests.jobmods.route_clash": ["tests.jobmods.route_clash", "route 'media' clashes"],
     "tests.jobmods.nested": ["tests.jobmods.nested", "nested function"],
     "no_such_module_anywhere": ["no_such_module_anywhere", "cannot be imported"],
+    "jobapp.demo,tests.jobmods.empty": ["tests.jobmods.empty", "registers no job type"],
 }
 
 

@@ -19,6 +19,7 @@ from rq.job import Job
 
 from .. import state, statestore
 from ..extensions import SERIALIZER
+from ..statestore import StoredState
 
 FIELDS = ("status", "meta")
 
@@ -37,6 +38,42 @@ def matches(event: dict, status: Optional[bytes], meta: dict) -> bool:
         return False
     return (state.percent(meta.get("progress")) <= (event.get("progress") or 0)
             and meta.get("stage") == event.get("stage") and meta.get("message") == event.get("message"))
+
+
+def refresh(connection: redis.Redis, states: dict[str, StoredState]) -> dict[str, StoredState]:
+    """``states`` brought up to date with RQ's hashes where no jobapp code reports on the job.
+
+    For a snapshot, a job list or a stream's first event of a job a plain worker ran while nobody
+    watched: one pipelined ``HMGET`` for the unfinished, unpushed ones, a record for each that disagrees.
+    """
+    stale = [i for i, s in states.items() if not state.is_terminal(s.event.get("status")) and not s.pushed]
+    if not stale:
+        return states
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in stale:
+            pipe.hmget(Job.key_for(job_id), *FIELDS)
+        rows = pipe.execute()
+    fresh = dict(states)
+    for job_id, (status, meta_raw) in zip(stale, rows):
+        if status is None or matches(states[job_id].event, status, _meta(meta_raw)):
+            continue
+        if _record(connection, job_id):
+            fresh[job_id] = statestore.read(connection, job_id) or states[job_id]
+    return fresh
+
+
+def _record(connection: redis.Redis, job_id: str) -> bool:
+    """Record the job's state as RQ's hash has it (never taking an active job back to pending)."""
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
+    except NoSuchJobError:
+        return False
+    if "owner" not in job.meta or "jobType" not in job.meta:
+        return False  # not a job queued through jobapp
+    if job.get_status(refresh=False) == "failed" and not job.meta.get("failedReason"):
+        job.meta["failedReason"] = failed_reason(job)  # for the event only; RQ's hash is left as it is
+    statestore.record(connection, job, forward_only=True)
+    return True
 
 
 class RQPoller:
@@ -81,21 +118,9 @@ class RQPoller:
             event = json.loads(raw).get("event", {}) if raw else {}
             if event and matches(event, status, meta):
                 continue
-            if self._record(job_id):
+            if _record(self._connection, job_id):
                 recorded += 1
         return recorded
-
-    def _record(self, job_id: str) -> bool:
-        try:
-            job = Job.fetch(job_id, connection=self._connection, serializer=SERIALIZER)
-        except NoSuchJobError:
-            return False
-        if "owner" not in job.meta or "jobType" not in job.meta:
-            return False  # not a job queued through jobapp
-        if job.get_status(refresh=False) == "failed" and not job.meta.get("failedReason"):
-            job.meta["failedReason"] = failed_reason(job)  # for the event only; RQ's hash is left as it is
-        statestore.record(self._connection, job, forward_only=True)
-        return True
 
 
 def failed_reason(job: Job) -> str:
