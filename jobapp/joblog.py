@@ -15,8 +15,9 @@ Event ids (the scheme ``streaming.py`` sends, written down here because it start
   same units (epoch microseconds, roughly): ``max(now_us, previous line + 2, state id + 2)``;
 * the statestore stamps the next state of a job above the job's last line id, so within a job
   states and lines share one strictly increasing order, the order they were written in;
-* events not tied to a write (a state replayed on reconnect, a new place in line) take the next
-  **odd** id above the last one sent, so they never equal a line id;
+* a stream never sends a state before the lines below it; events not tied to a write (a state
+  replayed on reconnect, a new place in line, a state that reached the stream after newer lines)
+  take the next **odd** id above the last one sent, so they never equal a line id;
 * so a client holding id ``X`` has every line of that job whose id is ``<= X``: a reconnect is
   sent exactly the lines above ``X``, and a client holding a terminal event (written after every
   line) has every line, which keeps the 204 rule true.

@@ -16,7 +16,7 @@ from rq import Queue
 from rq.job import Job
 
 from .dependencies import MAX_DEPENDENCIES
-from .errors import ApiError
+from .exceptions import InvalidParams
 
 FIELDS = ("dependsOn", "runAt", "delaySeconds")
 
@@ -31,8 +31,9 @@ class QueueOptions:
         return int(self.run_at.timestamp() * 1000) if self.run_at else None
 
 
-def _invalid(name: str, message: str) -> ApiError:
-    return ApiError(400, f"{name}: {message}", code="validation_error", fields={name: message})
+def _invalid(name: str, message: str) -> InvalidParams:
+    """A 400 on the HTTP route; what ``enqueue(..., run_at=...)`` raises in a script."""
+    return InvalidParams(f"{name}: {message}", {name: message})
 
 
 def split(body: dict[str, Any], max_schedule_seconds: int,

@@ -81,6 +81,25 @@ def test_a_job_failing_every_attempt_fails_once_after_the_last(svc):
     assert attempts == sorted(attempts) and 2 in attempts, "the stream stayed open through the retries"
 
 
+def test_a_stopped_job_is_never_retried(svc):
+    job = queue(svc, "flaky", {"fail_times": 5, "pause": 1.5})
+
+    def running(events) -> bool:
+        return any(e.get("status") == "active" for _, e in events)
+
+    read_stream(svc.url + job["streamUrl"], timeout=20, stop=running)
+    canceled = httpx.post(f"{svc.url}/api/v1/jobs/flaky/{job['jobId']}/cancel", headers=svc.headers())
+    assert canceled.status_code == 200 and canceled.json()["data"]["status"] == "canceled"
+    conn = redis.Redis.from_url(svc.redis_server.url)
+    deadline = time.monotonic() + 15
+    while conn.hget(f"rq:job:{job['jobId']}", "status") != b"stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert conn.hget(f"rq:job:{job['jobId']}", "status") == b"stopped"
+    time.sleep(2.5)  # longer than the retry interval (1 s) plus the scheduler's tick (1 s)
+    assert conn.hget(f"rq:job:{job['jobId']}", "status") == b"stopped", "RQ did not run it again"
+    assert conn.get(f"tests:flaky:{job['jobId']}") is None, "the stopped attempt never reached its failure"
+
+
 # --- dependencies --------------------------------------------------------------------------------
 
 def test_a_dependent_job_runs_only_after_its_dependency_completed(svc):
@@ -137,7 +156,7 @@ def test_bad_schedules_are_400(svc, body):
 
 def test_queued_jobs_count_down_their_place_in_line(service):
     svc = service(workers=0, JOBAPP_JOBS=JOBS, POSITION_INTERVAL_SECONDS="0.3")
-    jobs = [queue(svc, "burst", {"count": 1, "pause": 0.4}) for _ in range(5)]
+    jobs = [queue(svc, "burst", {"count": 1, "pause": 0.3}) for _ in range(5)]
     assert [snapshot(svc, j)["position"] for j in jobs] == [1, 2, 3, 4, 5]
     seen: list = []
 

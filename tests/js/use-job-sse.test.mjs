@@ -155,3 +155,23 @@ test('useJobSSE: no jobId or no token, no request', live(), async () => {
     spy.restore();
   }
 });
+
+test('useJobSSE: contract 1.1 fields and the job\'s log lines (a job waiting for another)', live(), async () => {
+  process.env.NEXT_PUBLIC_API_URL = BASE_URL;
+  const first = await queueCharacter({ name: 'Before', age: 20 });
+  const { jobId } = await queueCharacter({ name: 'After', age: 21, dependsOn: [first.jobId] });
+  const view = mount({ version: 0, jobId, type: 'character', token: TOKEN });
+  try {
+    await waitFor(() => view.latest().status === 'completed', 15_000, 'status completed');
+    await sleep(50);
+    const latest = view.latest();
+    assert.equal(latest.log.length, 4, `log: ${JSON.stringify(latest.log)}`);
+    assert.match(latest.log[0], /^Species: /);
+    assert.equal(latest.attempt, 1);
+    assert.equal(latest.maxAttempts, 1);
+    assert.equal(latest.waitingFor, null);
+    assert.equal(latest.position, null);
+  } finally {
+    view.unmount();
+  }
+});
