@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 
 JS_STAMP := tests/js/node_modules/.package-lock.json
 
-.PHONY: run test setup bench clean browser proxies
+.PHONY: run test setup bench bench-quick clean browser proxies
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP) $(JS_STAMP) browser proxies
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.peers
+
+# The benchmark's quick regression guard: ratios to the FastAPI reference in one short run (a few minutes).
+bench-quick: $(STAMP)
+	$(BIN)/python -m pytest -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts bench/.venv-fastapi

@@ -274,6 +274,8 @@ class StreamLoad:
         if data is None:
             return
         event = json.loads(data)
+        if event.get("type") != "job_update":  # job_log lines (contract 1.1): not state updates
+            return
         if st.first is None:
             st.initial += 1  # a many-jobs stream opens with one snapshot per job (--initial-events)
             if st.initial >= self.args.initial_events:

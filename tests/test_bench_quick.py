@@ -1,4 +1,4 @@
-"""A regression guard from the benchmark, cheap enough for every test run: ``bench.peers --quick``
+"""A regression guard from the benchmark (``make bench-quick``; a few minutes, so not in ``make test``): ``bench.peers --quick``
 runs jobapp and the FastAPI + sse-starlette reference side by side (500 streams, a 20-job drain)
 and this checks jobapp's figures as ratios to the reference's in the same run, with wide margins
 (the machine is shared, so never absolute times), plus the Redis connection budget.
@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.bench  # minutes, beside a reference of its own: `make bench-quick`, not `make test`
 
 from bench.peers import reference_dir
 
