@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.run import (OURS, PY, ROOT, Load, Proc, Target, WebServer, children, code_state, fmt, log, machine,
-                       rss_kb, wait_quiet, window)
+                       port_of, rss_kb, tcp_rows, wait_quiet, window)
 from jobapp.devredis import RedisServer
 
 import redis
@@ -86,18 +86,7 @@ def reference_venv(ref: Path) -> Path:
 
 def _socket_inodes(redis_port: int) -> set[str]:
     """Inodes of the client ends of established TCP connections to ``redis_port``."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as handle:
-                next(handle)
-                for line in handle:
-                    parts = line.split()
-                    if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == redis_port:
-                        found.add(parts[9])
-        except OSError:
-            pass
-    return found
+    return {parts[9] for parts in tcp_rows() if parts[3] == "01" and port_of(parts[2]) == redis_port}
 
 
 def _tree(pid: int) -> list[int]:

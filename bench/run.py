@@ -153,20 +153,25 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def tcp_conns(port: int) -> int:
-    """Server-side connections on ``port`` (ESTABLISHED or CLOSE_WAIT): streams not yet reaped."""
-    count = 0
+def tcp_rows():
+    """The rows of the kernel's TCP tables, split (local address, remote address, state, ..., inode)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as handle:
                 next(handle)
                 for line in handle:
-                    parts = line.split()
-                    if parts[3] in ("01", "08") and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                        count += 1
+                    yield line.split()
         except OSError:
             pass
-    return count
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def tcp_conns(port: int) -> int:
+    """Server-side connections on ``port`` (ESTABLISHED or CLOSE_WAIT): streams not yet reaped."""
+    return sum(1 for parts in tcp_rows() if parts[3] in ("01", "08") and port_of(parts[1]) == port)
 
 
 # -- the servers ---------------------------------------------------------------------------------------

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from tests.conftest import Live
-from tests.sse_client import queue_character, read_stream
+from tests.sse_client import half_open, queue_character, read_stream
 
 
 def rss_kb(pid: int) -> int:
@@ -32,16 +30,6 @@ def rss_kb(pid: int) -> int:
 def web_worker_pid(live: Live) -> int:
     children = live.web.descendants()
     return children[0] if children else live.web.popen.pid
-
-
-def half_open(base: str, count: int) -> list[socket.socket]:
-    parts = urlsplit(base)
-    socks = []
-    for _ in range(count):
-        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-        sock.sendall(b"GET /api/v1/jo")
-        socks.append(sock)
-    return socks
 
 
 def client_latency(live: Live, rounds: int) -> list[float]:

@@ -123,7 +123,8 @@ def _pool_exhausted(exc: BaseException) -> bool:
 
 
 class GuardedPool(redis.BlockingConnectionPool):
-    """A bounded pool that refuses at once while its breaker is open (``breaker`` None: never)."""
+    """A bounded pool that refuses at once while its breaker is open (``breaker`` None: never); the
+    one caller let through to probe sends a ``PING`` first and is refused too if it goes unanswered."""
 
     breaker: Optional[Breaker] = None
 
@@ -143,7 +144,21 @@ class GuardedPool(redis.BlockingConnectionPool):
         if breaker.is_open and not probing:  # it opened while this caller waited for the pool
             self.release(connection)
             raise RedisUnavailable("Redis is not answering")
+        if probing:
+            self._probe(connection, breaker)
         return connection
+
+    def _probe(self, connection, breaker: Breaker) -> None:
+        """Ask with a ``PING`` before the caller's own commands: a write sent into a Redis that is
+        still frozen would be applied when it thaws, after its request was answered 503."""
+        try:
+            connection.send_command("PING")
+            connection.read_response()  # a reply closes the breaker
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            breaker.failed(exc)
+            connection.disconnect()
+            self.release(connection)
+            raise RedisUnavailable("Redis is not answering") from None
 
 
 class DroppingSentinelConnection(SentinelManagedConnection):

@@ -39,6 +39,8 @@ class StreamSettings:
 
 #: A stream reads new log lines at most this often, so a burst of lines goes out as a few events.
 LOG_BATCH_SECONDS = 0.1
+#: After Redis failed to answer a stream's read, it tries again this much later (heartbeats meanwhile).
+REDIS_RETRY_SECONDS = 0.5
 
 
 def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
@@ -138,6 +140,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
         yield sse.retry(settings.retry_ms) + "".join(first[:1])
         yield from first[1:]
         last_write = time.monotonic()
+        retry_at = 0.0  # after a failed read of log lines, not before this (time.monotonic())
         while not finished():
             now = time.monotonic()
             if lifecycle.stopping():
@@ -151,18 +154,26 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 last_write = now
                 continue
             busy = bool(held) or bool(lines_behind(subscription.job_ids))
-            changed = subscription.wait(0 if busy else min(quiet, settings.deadline - now))
+            if busy and now < retry_at:  # Redis did not answer a moment ago: heartbeats meanwhile
+                timeout = min(quiet, retry_at - now)
+            else:
+                timeout = 0 if busy else min(quiet, settings.deadline - now)
+            changed = subscription.wait(timeout)
             for job_id, stored in changed.items():
                 if wanted(stored.event):
                     held[job_id] = stored.event
             behind = lines_behind(subscription.job_ids)
-            if not held and not behind:
+            if (not held and not behind) or time.monotonic() < retry_at:
                 continue
             if behind and not truncated.issuperset(behind):  # a backlog goes out at once; live lines gather
                 gap = LOG_BATCH_SECONDS - (time.monotonic() - last_log_read)
                 if gap > 0:
                     time.sleep(gap)  # let a burst of lines gather into one event
-            frames = flush(behind)
+            try:
+                frames = flush(behind)
+            except redis.RedisError:  # stalled or away: the stream stays open and sends it all once Redis answers
+                retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                continue
             for text in frames:
                 yield text
             if frames:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
 import pytest
 import redis
+from playwright.sync_api import sync_playwright
 
 from jobapp import create_app
 from jobapp.config import Config
@@ -15,6 +17,10 @@ from jobapp.devredis import RedisServer
 from .support import SECRET, WebServer, WorkerProcess, base_env, make_token
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+#: Debian's Chromium (the Makefile installs it); Playwright never downloads a browser of its own.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +130,12 @@ def service(artifacts):
     yield start
     for svc in started:
         svc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the page and browser tests of one module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

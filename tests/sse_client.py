@@ -112,3 +112,14 @@ def raw_chunks(url: str, headers: dict, until: bytes, timeout: float = 15) -> tu
             break
     sock.close()
     return header_block, chunks
+
+
+def half_open(base: str, count: int) -> list[socket.socket]:
+    """``count`` connections to ``base`` that each send half a request line and stop (slow clients)."""
+    parts = urlsplit(base)
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        sock.sendall(b"GET /api/v1/jo")
+        socks.append(sock)
+    return socks

@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import pytest
-from playwright.sync_api import sync_playwright
 
 from .sse_client import queue_character
-from .test_page import ARGS, CHROMIUM
 
 FOLLOW = """async (url) => new Promise((resolve) => {
   const messages = [], opened = [];
@@ -28,17 +25,9 @@ FOLLOW = """async (url) => new Promise((resolve) => {
 })"""
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def test_chromium_eventsource_follows_a_job_then_stops_on_204(live, chromium):
+def test_chromium_eventsource_follows_a_job_then_stops_on_204(live, browser):
     job = queue_character(live.url, live.headers())
-    page = chromium.new_page()
+    page = browser.new_page()
     try:
         page.goto(f"{live.url}/healthz")  # same origin as the stream
         result = page.evaluate(FOLLOW, live.url + job["streamUrl"])
@@ -52,10 +41,10 @@ def test_chromium_eventsource_follows_a_job_then_stops_on_204(live, chromium):
     assert result["opened"] == 1, "the reconnect after the terminal event was answered 204, so it never reopened"
 
 
-def test_swagger_ui_renders_every_operation_from_the_service_alone(live, chromium):
+def test_swagger_ui_renders_every_operation_from_the_service_alone(live, browser):
     requested: list[str] = []
     errors: list[str] = []
-    page = chromium.new_page()
+    page = browser.new_page()
     try:
         page.on("request", lambda request: requested.append(request.url))
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)

@@ -197,36 +197,29 @@ def test_the_flask_queue_command_prints_the_queue_answer(own):
     assert unknown.returncode != 0 and "No job type 'nope'" in unknown.stderr
 
 
-def test_the_live_page_offers_the_example_type_with_a_form_from_its_schema(own):
-    from playwright.sync_api import sync_playwright
+def test_the_live_page_offers_the_example_type_with_a_form_from_its_schema(own, browser):
+    from .test_page import sign_in
 
-    from .test_page import ARGS, CHROMIUM, sign_in
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            sign_in(page, own.url, "page-wordcount")
-            form = "form.job-type[data-type='wordcount']"
-            page.wait_for_selector(form)
-            assert page.locator(f"{form} textarea[name='text']").count() == 1  # a long string: a text area
-            assert page.input_value(f"{form} input[name='top']") == "10"  # the schema's default
-            assert page.locator("form.job-type[data-type='metajob']").count() == 1
-            assert page.is_visible("#create-character"), "the character form keeps its own touches"
-            page.fill(f"{form} textarea[name='text']", "red green green blue blue blue")
-            page.fill(f"{form} input[name='top']", "2")
-            page.click(f"{form} button[type='submit']")
-            done = ".job[data-status='completed'] pre.json"
-            page.wait_for_selector(done, timeout=30000)
-            shown = json.loads(page.text_content(done))
-            assert shown["top"] == [["blue", 3], ["green", 2]]
-            assert page.is_visible(".job[data-status='completed'] button.download")
-            with page.expect_download() as download:
-                page.click(".job[data-status='completed'] button.download")
-            assert download.value.suggested_filename == "word-counts.csv"
-            assert Path(download.value.path()).read_text().splitlines()[1] == "blue,3"
-            assert not errors
-        finally:
-            browser.close()
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, own.url, "page-wordcount")
+    form = "form.job-type[data-type='wordcount']"
+    page.wait_for_selector(form)
+    assert page.locator(f"{form} textarea[name='text']").count() == 1  # a long string: a text area
+    assert page.input_value(f"{form} input[name='top']") == "10"  # the schema's default
+    assert page.locator("form.job-type[data-type='metajob']").count() == 1
+    assert page.is_visible("#create-character"), "the character form keeps its own touches"
+    page.fill(f"{form} textarea[name='text']", "red green green blue blue blue")
+    page.fill(f"{form} input[name='top']", "2")
+    page.click(f"{form} button[type='submit']")
+    done = ".job[data-status='completed'] pre.json"
+    page.wait_for_selector(done, timeout=30000)
+    shown = json.loads(page.text_content(done))
+    assert shown["top"] == [["blue", 3], ["green", 2]]
+    assert page.is_visible(".job[data-status='completed'] button.download")
+    with page.expect_download() as download:
+        page.click(".job[data-status='completed'] button.download")
+    assert download.value.suggested_filename == "word-counts.csv"
+    assert Path(download.value.path()).read_text().splitlines()[1] == "blue,3"
+    assert not errors

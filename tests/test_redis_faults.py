@@ -51,6 +51,7 @@ def final_status(stream: Opened) -> str:
         received += data
     sock.close()
     events = [json.loads(line[6:]) for line in received.decode().splitlines() if line.startswith("data: ")]
+    events = [e for e in events if e["type"] == "job_update"]  # job_log lines carry no status
     return events[-1]["status"] if events else f"no event in {received[-300:]!r}"
 
 

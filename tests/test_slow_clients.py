@@ -6,22 +6,10 @@ from __future__ import annotations
 
 import socket
 import time
-from urllib.parse import urlsplit
 
-from tests.sse_client import queue_character, read_stream
+from tests.sse_client import half_open, queue_character, read_stream
 
 HALF_OPEN = 2000
-
-
-def half_open(base: str, count: int) -> list[socket.socket]:
-    """``count`` connections that each send half a request line and stop."""
-    parts = urlsplit(base)
-    socks = []
-    for _ in range(count):
-        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-        sock.sendall(b"GET /api/v1/jo")
-        socks.append(sock)
-    return socks
 
 
 def closed_by_server(sock: socket.socket) -> bool:
