@@ -187,6 +187,58 @@ def read_after(connection: redis.Redis, after: dict[str, int],
     return found
 
 
+#: A read's answer is also given to identical asks for this long after it (streams woken together
+#: by one append reach their read within about ``streaming.LOG_BATCH_SECONDS`` of each other).
+SHARE_SECONDS = 0.25
+
+_reading: dict[tuple, tuple[Optional[float], "AsyncResult"]] = {}  # what was asked -> (done at, answer)
+_pruned = 0.0
+
+
+def read_after_shared(connection: redis.Redis, after: dict[str, int], heads: dict[str, int],
+                      limit: int = EVENT_MAX_LINES) -> dict[str, Chunk]:
+    """``read_after``, shared by the streams that ask the same thing at about the same time.
+
+    One append wakes every stream of its job at once, and they all ask for the lines after the same
+    id; each would otherwise read them itself (two commands per stream per append). A stream that
+    asks what a read in flight (or done less than ``SHARE_SECONDS`` ago) asked takes its answer.
+    Same ask means the same ids to read after *and* the same log heads known, so that read started
+    after every line the asker knows of was written: it cannot miss any of them (a later line moves
+    the head, which makes a new ask).
+    """
+    from gevent.event import AsyncResult
+
+    global _pruned
+    now = time.monotonic()
+    if now - _pruned > 1.0:
+        _pruned = now
+        for old in [k for k, (done, _) in _reading.items() if done is not None and now - done > SHARE_SECONDS]:
+            _reading.pop(old, None)
+    key = (id(connection), limit, tuple(sorted((i, after[i], heads.get(i, 0)) for i in after)))
+    entry = _reading.get(key)
+    if entry is not None and (entry[0] is None or now - entry[0] <= SHARE_SECONDS):
+        shared = entry[1].get()
+        if shared is not None:
+            return shared
+        return read_after(connection, after, limit)  # the reader's greenlet was killed: read it here
+    mine = (None, AsyncResult())
+    _reading[key] = mine
+    try:
+        found = read_after(connection, after, limit)
+    except BaseException as exc:
+        if _reading.get(key) is mine:
+            _reading.pop(key, None)
+        if isinstance(exc, Exception):
+            mine[1].set_exception(exc)
+        else:
+            mine[1].set(None)
+        raise
+    mine[1].set(found)
+    if _reading.get(key) is mine:
+        _reading[key] = (time.monotonic(), mine[1])
+    return found
+
+
 def snapshot(connection: redis.Redis, job_id: str) -> dict:
     """Every kept line of the job: ``{"lines": [...], "seq": last seq, "dropped": n}`` (for ``?log=1``)."""
     with connection.pipeline(transaction=False) as pipe:

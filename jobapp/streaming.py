@@ -94,7 +94,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             """Frames for the held states and the new lines of ``read_logs_of``, in id order."""
             nonlocal last_log_read
             heads = {i: subscription.log_head(i) for i in read_logs_of}
-            chunks = joblog.read_after(connection, {i: lines_to.get(i, resume) for i in read_logs_of})
+            chunks = joblog.read_after_shared(connection, {i: lines_to.get(i, resume) for i in read_logs_of}, heads)
             last_log_read = time.monotonic()
             for job_id in read_logs_of:
                 if job_id in chunks and not chunks[job_id].complete:

@@ -51,3 +51,23 @@ def test_vanished_clients_leave_no_streams_or_registrations(idle):
         time.sleep(0.3)  # gone clients are noticed at the next heartbeat write (1 s here)
     assert metric(idle.url, "jobapp_open_streams") == 0
     assert metric(idle.url, "jobapp_hub_watched_jobs") == 0
+
+
+def test_streams_woken_by_one_append_share_one_log_read(redis_server):
+    out = subprocess.run([sys.executable, "-m", "tests.log_share_probe", redis_server.url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["lines"] == [["one", "two"]] * 25, "every reader gets the lines"
+    assert 1 <= seen["reads"] < 25, f"concurrent identical reads are shared, got {seen['reads']} reads for 25"
+    assert seen["later"] == ["one", "two", "three"], "a reader that knows of a newer line reads it"
+
+
+def test_rq_poll_skips_jobs_found_waiting_in_their_queue(redis_server):
+    out = subprocess.run([sys.executable, "-m", "tests.rqpoll_skip_probe", redis_server.url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["placed"], "the place-in-line lookup found the job"
+    assert seen["reads_while_waiting"] == 0, "a job still in its queue needs no read of RQ's hash"
+    assert seen["read_after_leaving"], "a job that left its queue is read again"

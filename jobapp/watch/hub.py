@@ -11,6 +11,11 @@ log appends (``keys.LOG_CHANNEL`` carries the new last line id, so the hub knows
 job's log head without reading it and wakes only that job's streams), and places in line: every
 ``POSITION_INTERVAL_SECONDS`` one lookup per queue for all watched pending jobs (``positions``),
 waking only the streams whose job moved, so a job's place changes at most once per interval.
+
+The same lookup spares the RQ poll (``rqpoll``): a job the latest lookup found still waiting in its
+queue has not been taken by any worker, so its RQ hash is not read that second. When a lookup no
+longer finds a job it found before, that job's hash is read at once, so a plain worker's job is
+seen within one place-in-line interval (used only when that interval is no longer than the poll's).
 """
 
 from __future__ import annotations
@@ -78,8 +83,11 @@ class Hub:
         self.log_heads: dict[str, int] = {}  # job id -> id of its last log line announced
         self.positions: dict[str, int] = {}  # job id -> place in line last found
         self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
+        self.waiting: set[str] = set()  # watched jobs the latest place-in-line lookup found in their queue
         self._dead_worker_seconds = dead_worker_seconds
         self._rq_poll_seconds = rq_poll_seconds
+        # A job found waiting is skipped by the RQ poll only if the next lookup comes no later than the next poll.
+        self._skip_waiting = 0 < position_seconds <= rq_poll_seconds
         self.rq = RQPoller(connection)
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
@@ -120,6 +128,7 @@ class Hub:
                     self.log_heads.pop(job_id, None)
                     self.positions.pop(job_id, None)
                     self._queued.pop(job_id, None)
+                    self.waiting.discard(job_id)
                     self.settled.discard(job_id)
                     self.rq.forget([job_id])
         subscription.job_ids.clear()
@@ -194,6 +203,7 @@ class Hub:
         while True:
             gevent.sleep(self._position_seconds)
             if not self._queued:
+                self.waiting.clear()
                 continue
             by_queue: dict[str, list[str]] = {}
             for job_id, queue in self._queued.items():
@@ -202,7 +212,12 @@ class Hub:
                 found = positions.find(self._connection, by_queue)
             except redis.RedisError as exc:
                 log.warning("hub: place-in-line lookup failed (%s)", type(exc).__name__)
+                self.waiting.clear()  # nothing known: the RQ poll reads them all again
                 continue
+            left = [i for i in self.waiting if i not in found]
+            self.waiting = {i for i in found if i in self._queued}
+            if left and self._skip_waiting:
+                self._poll_rq_once([i for i in left if i in self.watchers and i not in self.settled])
             for job_id, place in found.items():
                 if job_id in self._queued and self.positions.get(job_id) != place:
                     self.positions[job_id] = place
@@ -214,6 +229,7 @@ class Hub:
         if b'"status":"pending"' not in raw:
             self._queued.pop(job_id, None)
             self.positions.pop(job_id, None)
+            self.waiting.discard(job_id)
             return
         stored = statestore.decode(raw)
         if not stored.event.get("waitingFor"):  # queued, or scheduled (in its queue once due)
@@ -221,6 +237,7 @@ class Hub:
         else:
             self._queued.pop(job_id, None)
             self.positions.pop(job_id, None)
+            self.waiting.discard(job_id)
 
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.watchers)
@@ -277,13 +294,19 @@ class Hub:
             self.settled.discard(job_id)
 
     def _poll_rq(self) -> None:
-        """About once a second, read RQ's hashes of the watched jobs no jobapp code reports on (rqpoll.py)."""
+        """About once a second, read RQ's hashes of the watched jobs no jobapp code reports on (rqpoll.py),
+        except those the latest place-in-line lookup found still waiting in their queue."""
         while True:
             gevent.sleep(self._rq_poll_seconds)
-            candidates = [job_id for job_id in self.watchers if job_id not in self.settled]
-            try:
-                self.rq.poll(candidates, {i: self.latest[i] for i in candidates if i in self.latest})
-            except redis.RedisError as exc:
-                log.warning("hub: RQ poll failed (%s); will retry", type(exc).__name__)
-            except Exception:
-                log.exception("hub: RQ poll failed")
+            skip = self.waiting if self._skip_waiting else ()
+            self._poll_rq_once([i for i in self.watchers if i not in self.settled and i not in skip])
+
+    def _poll_rq_once(self, candidates: list[str]) -> None:
+        if not candidates or self._rq_poll_seconds <= 0:
+            return
+        try:
+            self.rq.poll(candidates, {i: self.latest[i] for i in candidates if i in self.latest})
+        except redis.RedisError as exc:
+            log.warning("hub: RQ poll failed (%s); will retry", type(exc).__name__)
+        except Exception:
+            log.exception("hub: RQ poll failed")
