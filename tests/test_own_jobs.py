@@ -198,12 +198,9 @@ def test_the_flask_queue_command_prints_the_queue_answer(own):
 
 
 def test_the_live_page_offers_the_example_type_with_a_form_from_its_schema(own, browser):
-    from .test_page import sign_in
+    from .test_page import signed_in_page
 
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sign_in(page, own.url, "page-wordcount")
+    page, errors = signed_in_page(browser, own.url, "page-wordcount")
     form = "form.job-type[data-type='wordcount']"
     page.wait_for_selector(form)
     assert page.locator(f"{form} textarea[name='text']").count() == 1  # a long string: a text area

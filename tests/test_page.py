@@ -15,11 +15,17 @@ def sign_in(page, url: str, user: str) -> None:
     page.wait_for_selector("#status:has-text('live')")
 
 
-def test_create_a_character_watch_it_finish_and_render_its_portrait(live, browser, artifacts):
+def signed_in_page(browser, url: str, user: str):
+    """A new page signed in as ``user``, and the list its uncaught script errors go to."""
     page = browser.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sign_in(page, live.url, "page-user")
+    sign_in(page, url, user)
+    return page, errors
+
+
+def test_create_a_character_watch_it_finish_and_render_its_portrait(live, browser, artifacts):
+    page, errors = signed_in_page(browser, live.url, "page-user")
     page.fill("#name", "Pixel")
     page.click("#create-character")
     page.wait_for_selector(".job[data-status='completed'] .sheet dt:has-text('Pixel')", timeout=20000)
@@ -54,10 +60,7 @@ def test_ten_jobs_at_once_on_one_connection_and_the_page_stays_responsive(live, 
 
 def test_a_portrait_queued_while_its_character_is_made_and_the_log_under_the_bar(service, browser, artifacts):
     svc = service(JOB_STEP_SECONDS="1")
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sign_in(page, svc.url, "early-user")
+    page, errors = signed_in_page(browser, svc.url, "early-user")
     page.fill("#name", "Early")
     page.click("#create-character")
     page.click(".job[data-status='pending'] .early, .job[data-status='active'] .early")
