@@ -10,8 +10,6 @@ from .. import auth, queueopts, ratelimit, registry
 from ..errors import ApiError
 from ..queueing import enqueue
 
-_views: dict[str, Callable] = {}  # one rate-limited view per type name, made once per process
-
 
 def _json_body() -> dict:
     if not request.is_json:
@@ -26,15 +24,13 @@ def _json_body() -> dict:
 
 def _queue_view(name: str) -> Callable:
     """The view for type ``name``: the same ``enqueue`` a team's own code calls (one code path)."""
-    if name not in _views:
-        def view():
-            caller = auth.current_caller()  # 401 before anything is counted
-            headers = ratelimit.enforce(f"queue:{name}", caller.user_id)
-            params, options = queueopts.split(_json_body(), current_app.config["JOBAPP"].MAX_SCHEDULE_SECONDS)
-            return jsonify({"data": enqueue(name, params, caller.user_id, options=options)}), 202, headers
-        view.__name__ = f"queue_{name.replace('-', '_')}"
-        _views[name] = view
-    return _views[name]
+    def view():
+        caller = auth.current_caller()  # 401 before anything is counted
+        headers = ratelimit.enforce(f"queue:{name}", caller.user_id)
+        params, options = queueopts.split(_json_body(), current_app.config["JOBAPP"].MAX_SCHEDULE_SECONDS)
+        return jsonify({"data": enqueue(name, params, caller.user_id, options=options)}), 202, headers
+    view.__name__ = f"queue_{name.replace('-', '_')}"
+    return view
 
 
 def make_blueprint() -> Blueprint:
