@@ -10,7 +10,8 @@ import weakref
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobapp-metrics-"))
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8088')}"
-worker_class = "gevent"
+# gunicorn's gevent worker, with idle SSE streams parked without a greenlet (jobapp/sseworker.py).
+worker_class = "jobapp.sseworker.Worker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 # Each open SSE stream holds one connection (and one greenlet) for its whole life.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "20000"))

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Optional
 import redis
 
 from . import joblog, lifecycle, metrics, positions, sse, state, statestore
+from .streambody import Frames, Idle
 from .watch import Watcher
 
 
@@ -45,7 +46,7 @@ REDIS_RETRY_SECONDS = 0.5
 
 def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
            last_event_id: Optional[int], settings: StreamSettings,
-           follow_user: Optional[str] = None) -> Iterator[str]:
+           follow_user: Optional[str] = None) -> Frames:
     """The stream of ``job_ids`` (and, with ``follow_user``, of every job that user queues meanwhile).
 
     Ids follow the scheme in ``joblog``'s docstring: a state goes out under ``updatedAt * 1000`` and
@@ -134,11 +135,11 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
 
         # Read after subscribing, so no change falls between the read and the watch; lines after states.
         # retry: travels in the first event's block (and write); alone if there is no event yet.
-        initial = positions.add_to(connection, statestore.read_many(connection, subscription.job_ids))
-        held.update(initial)
+        held.update(positions.add_to(connection, statestore.read_many(connection, subscription.job_ids)))
         first = flush(list(subscription.job_ids))
         yield sse.retry(settings.retry_ms) + "".join(first[:1])
         yield from first[1:]
+        del first  # an idle stream keeps only what it needs: no stale frames or states in its locals
         last_write = time.monotonic()
         retry_at = 0.0  # after a failed read of log lines, not before this (time.monotonic())
         while not finished():
@@ -158,10 +159,15 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 timeout = min(quiet, retry_at - now)
             else:
                 timeout = 0 if busy else min(quiet, settings.deadline - now)
-            changed = subscription.wait(timeout)
+            if timeout > 0:  # idle: the body waits (streambody), with nothing stale held meanwhile
+                changed = frames = None
+                changed = yield Idle(subscription, timeout)
+            else:
+                changed = subscription.wait(0)
             for job_id, stored in changed.items():
                 if wanted(stored.event):
                     held[job_id] = stored.event
+            stored = None
             behind = lines_behind(subscription.job_ids)
             if (not held and not behind) or time.monotonic() < retry_at:
                 continue

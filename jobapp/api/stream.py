@@ -12,6 +12,7 @@ from ..errors import ApiError
 from ..extensions import redis_client
 from .jobs import known_type
 from ..queueing import load, valid_job_id
+from ..streambody import StreamBody
 
 bp = Blueprint("stream", __name__)
 
@@ -42,10 +43,11 @@ def sse_response(body, caller: auth.Caller) -> Response:
     if counted is False:
         raise ApiError(429, f"Too many open streams (at most {cap.limit} per user); close some first",
                        headers={"Retry-After": "5"})
-    response = Response(body, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
-    if counted:
-        response.call_on_close(lambda: cap.release(caller.user_id))
-    return response
+    release = (lambda: cap.release(caller.user_id)) if counted else None
+    # The body goes to the server as it is (no Werkzeug wrappers kept for the stream's life); it
+    # closes itself, and releases the cap, when the server closes it (HEAD: when Werkzeug does).
+    return Response(StreamBody(body, release), status=200, mimetype="text/event-stream", headers=SSE_HEADERS,
+                    direct_passthrough=True)
 
 
 @bp.get("/sse/jobs/<job_type>/<job_id>")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import gevent
 import redis
@@ -67,6 +67,18 @@ class HubSubscription:
 
     def log_head(self, job_id: str) -> int:
         return self._hub.log_heads.get(job_id, 0)
+
+    # -- a stream parked with no greenlet waiting (jobapp/sseworker.py) --
+    def ready(self) -> bool:
+        """Whether ``wait`` would return at once (news, or a wake, arrived)."""
+        return bool(self._changed) or self._event.is_set()
+
+    def rawlink(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback`` (in gevent's hub: it must not block) when news or a wake arrives."""
+        self._event.rawlink(callback)
+
+    def unlink(self, callback: Callable[[Any], None]) -> None:
+        self._event.unlink(callback)
 
     def close(self) -> None:
         self._hub._unregister(self)

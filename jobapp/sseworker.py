@@ -1,0 +1,267 @@
+"""gunicorn's gevent worker, with idle SSE streams parked: no greenlet, no saved stack, per open stream.
+
+gunicorn serves each connection in a greenlet for its whole life, so an idle stream used to hold a
+switched-out greenlet (gevent copies its C stack slice to the heap: ~5 KB), gunicorn's request,
+parser and environ, Werkzeug's response wrappers, and a timer: most of the ~36 KB an open stream
+cost. Here a response whose body is a ``streambody.StreamBody`` is driven by this worker: frames
+are written as they come and, when the stream goes idle (``streambody.Idle``) on a subscription
+that can call back (the hub's), the stream is *parked* — a small record holding its socket, its
+body and what the access log needs, a libev timer for the end of the wait and a callback on the
+subscription — and its greenlet ends. News or the timer resumes it in a fresh greenlet, which
+runs it to its next wait (a heartbeat, an event) and ends again.
+
+What stays as gunicorn does it: headers and chunked framing (gunicorn's response object), the
+access log line and ``pre_request``/``post_request`` hooks once per stream, errors logged as
+gunicorn logs them. A stream's connection closes when the stream ends (``Connection: close``),
+since no greenlet is left to read a next request on it. ``worker_connections`` counts parked
+streams, and a graceful stop waits for them as for busy greenlets (on SIGTERM jobapp wakes every
+stream to send its ``retry:`` and close; gunicorn.conf.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from datetime import datetime
+from typing import Any, Optional
+
+import gevent
+from gevent import socket as gsocket
+from gevent.pool import Pool, PoolFull
+from gunicorn.http import wsgi
+from gunicorn.workers.ggevent import GeventWorker
+
+from .streambody import Idle, StreamBody, parkable
+
+QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
+
+
+class StreamPool(Pool):
+    """A connection pool whose fullness (``worker_connections``) counts parked streams too."""
+
+    parked = 0
+
+    def free_count(self) -> int:
+        return max(0, self.size - len(self) - self.parked)
+
+
+class _Stream:
+    """One open stream between its greenlets: what it needs to write, log and close."""
+
+    __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle")
+
+    def __init__(self, worker: "Worker", pool: Optional[StreamPool], body: StreamBody, sock: Any,
+                 req: Any, environ: dict, resp: Any, started: datetime) -> None:
+        self.worker, self.pool, self.body, self.sock = worker, pool, body, sock
+        self.req, self.environ, self.resp, self.started = req, environ, resp, started
+        self.timer: Any = None
+        self.idle: Optional[Idle] = None
+
+    def run(self) -> bool:
+        """Write frames until the stream ends (True) or parks (False)."""
+        body, resp = self.body, self.resp
+        while True:
+            try:
+                item = body.step()
+            except StopIteration:
+                resp.close()  # the last chunk
+                return True
+            if item.__class__ is Idle:
+                subscription = item.subscription  # type: ignore[union-attr]
+                if parkable(subscription) and not subscription.ready() and self.worker.alive:
+                    self.park(item)  # type: ignore[arg-type]
+                    return False
+                body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
+                continue
+            resp.write(item)
+
+    def park(self, idle: Idle) -> None:
+        if self.pool is not None:
+            self.pool.parked += 1
+        self.idle = idle
+        self.timer = gevent.get_hub().loop.timer(idle.timeout)
+        self.timer.start(self.wake)
+        idle.subscription.rawlink(self.wake)
+
+    def wake(self, *_: Any) -> None:
+        """News or the end of the wait (called in the hub: must not block): resume in a greenlet."""
+        if self.timer is None:
+            return  # already woken
+        self.timer.close()
+        self.timer = None
+        self.idle.subscription.unlink(self.wake)  # type: ignore[union-attr]
+        greenlet = gevent.Greenlet(self.resume)
+        if self.pool is not None:
+            self.pool.parked -= 1
+            try:
+                self.pool.add(greenlet, blocking=False)
+            except PoolFull:  # cannot happen while parked streams count as members; run it anyway
+                pass
+        greenlet.start()
+
+    def resume(self) -> None:
+        subscription, self.idle = self.idle.subscription, None  # type: ignore[union-attr]
+        self.body.woke(subscription.wait(0) if subscription.ready() else {})
+        self.serve()
+
+    def serve(self) -> bool:
+        """Run the stream in this greenlet until it parks (True) or ends; at its end (or on an
+        error) log it and close it, its body and its socket."""
+        try:
+            if not self.run():
+                return True
+        except OSError as exc:
+            if exc.errno not in QUIET_ERRNOS:
+                self.worker.log.exception("Socket error processing request.")
+        except gevent.GreenletExit:
+            pass
+        except Exception:  # the generator failed after the headers went out: as gunicorn, cut the stream
+            self.worker.log.exception("Error handling request")
+        self.finish()
+        return False
+
+    def finish(self) -> None:
+        worker = self.worker
+        try:
+            worker.log.access(self.resp, self.req, self.environ, datetime.now() - self.started)
+            self.body.close()
+        except Exception:
+            worker.log.exception("Error closing stream")
+        try:
+            worker.cfg.post_request(worker, self.req, self.environ, self.resp)
+        except Exception:
+            worker.log.exception("Exception in post_request hook")
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Worker(GeventWorker):
+    """``worker_class = "jobapp.sseworker.Worker"``: gunicorn's gevent worker plus parked streams."""
+
+    pools: list[StreamPool]
+
+    def handle_request(self, listener_name, req, sock, addr):  # noqa: C901 (gunicorn's, plus streams)
+        """gunicorn's ``AsyncWorker.handle_request`` and ``GeventWorker``'s wrapper, but a
+        ``StreamBody`` goes to ``_Stream``: its greenlet may end while the stream stays open."""
+        request_start = datetime.now()
+        environ: dict = {}
+        resp = None
+        handed_over = False
+        try:
+            self.cfg.pre_request(self, req)
+            resp, environ = wsgi.create(req, sock, addr, listener_name, self.cfg)
+            environ["wsgi.multithread"] = True
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                if self.alive:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+            if not self.alive or not self.cfg.keepalive:
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            if self.is_already_handled(respiter):
+                return False
+            if isinstance(respiter, StreamBody):
+                handed_over = True
+                resp.force_close()  # no greenlet reads a next request once the stream is parked
+                self._stream(respiter, sock, req, environ, resp, request_start)
+                raise StopIteration()
+            try:
+                if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                    resp.write_file(respiter)
+                else:
+                    for item in respiter:
+                        resp.write(item)
+                resp.close()
+            finally:
+                request_time = datetime.now() - request_start
+                self.log.access(resp, req, environ, request_time)
+                if hasattr(respiter, "close"):
+                    respiter.close()
+            if resp.should_close():
+                raise StopIteration()
+        except StopIteration:
+            raise
+        except gevent.GreenletExit:
+            pass
+        except SystemExit:
+            pass
+        except OSError:
+            raise
+        except Exception:
+            if resp and resp.headers_sent:
+                self.log.exception("Error handling request")
+                try:
+                    sock.shutdown(gsocket.SHUT_RDWR)
+                    sock.close()
+                except OSError:
+                    pass
+                raise StopIteration()
+            raise
+        finally:
+            if not handed_over:
+                try:
+                    self.cfg.post_request(self, req, environ, resp)
+                except Exception:
+                    self.log.exception("Exception in post_request hook")
+        return True
+
+    def _stream(self, body: StreamBody, sock, req, environ: dict, resp, started: datetime) -> None:
+        """Run the stream here until it ends or parks; a parked stream takes the socket's descriptor
+        with it (gunicorn closes the socket object this greenlet was given when it returns)."""
+        current = gevent.getcurrent()
+        pool = next((p for p in getattr(self, "pools", ()) if current in p), None)
+        stream = _Stream(self, pool, body, sock, req, environ, resp, started)
+        if stream.serve():  # parked: nothing switched since, so no resume has run yet
+            stream.sock = resp.sock = gsocket.socket(sock.family, sock.type, fileno=sock.detach())
+
+    def run(self):
+        """``GeventWorker.run`` with a ``StreamPool`` per listener (so parked streams count)."""
+        from functools import partial
+
+        from gevent.server import StreamServer
+        from gunicorn.http.wsgi import base_environ
+        from gunicorn.sock import ssl_context
+        from gunicorn.workers.ggevent import VERSION
+
+        servers = []
+        ssl_args = {}
+        if self.cfg.is_ssl:
+            ssl_args = {"ssl_context": ssl_context(self.cfg)}
+        self.pools = []
+        for s in self.sockets:
+            s.setblocking(1)
+            pool = StreamPool(self.worker_connections)
+            self.pools.append(pool)
+            if self.server_class is not None:
+                environ = base_environ(self.cfg)
+                environ.update({"wsgi.multithread": True, "SERVER_SOFTWARE": VERSION})
+                server = self.server_class(s, application=self.wsgi, spawn=pool, log=self.log,
+                                           handler_class=self.wsgi_handler, environ=environ, **ssl_args)
+            else:
+                server = StreamServer(s, handle=partial(self.handle, s), spawn=pool, **ssl_args)
+                if self.cfg.workers > 1:
+                    server.max_accept = 1
+            server.start()
+            servers.append(server)
+
+        while self.alive:
+            self.notify()
+            gevent.sleep(1.0)
+
+        try:
+            for server in servers:  # stop accepting
+                server.close()
+            ts = time.time()  # serve current requests and open streams until graceful_timeout
+            while time.time() - ts <= self.cfg.graceful_timeout:
+                if not any(server.pool.free_count() != server.pool.size for server in servers):
+                    return
+                self.notify()
+                gevent.sleep(1.0)
+            self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+            for server in servers:
+                server.stop(timeout=1)
+        except Exception:
+            pass
