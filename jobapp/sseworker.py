@@ -34,6 +34,9 @@ from gunicorn.workers.ggevent import GeventWorker
 from .streambody import Idle, StreamBody, parkable
 
 QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
+#: What gunicorn's access log reads from the environ (its atoms but ``{name}e``); a parked stream keeps only these.
+LOGGED_ENVIRON = ("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
+                  "HTTP_REFERER", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION")
 
 
 class StreamPool(Pool):
@@ -80,7 +83,7 @@ class _Stream:
             self.pool.parked += 1
         self.idle = idle
         self.timer = gevent.get_hub().loop.timer(idle.timeout)
-        self.timer.start(self.wake)
+        self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
         idle.subscription.rawlink(self.wake)
 
     def wake(self, *_: Any) -> None:
@@ -216,6 +219,9 @@ class Worker(GeventWorker):
         stream = _Stream(self, pool, body, sock, req, environ, resp, started)
         if stream.serve():  # parked: nothing switched since, so no resume has run yet
             stream.sock = resp.sock = gsocket.socket(sock.family, sock.type, fileno=sock.detach())
+            # Keep only what the access line needs: not the request's reader, body or old socket.
+            stream.environ = {k: environ[k] for k in LOGGED_ENVIRON if k in environ}
+            req.body = req.unreader = None
 
     def run(self):
         """``GeventWorker.run`` with a ``StreamPool`` per listener (so parked streams count)."""

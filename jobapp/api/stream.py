@@ -43,7 +43,8 @@ def sse_response(body, caller: auth.Caller) -> Response:
     if counted is False:
         raise ApiError(429, f"Too many open streams (at most {cap.limit} per user); close some first",
                        headers={"Retry-After": "5"})
-    release = (lambda: cap.release(caller.user_id)) if counted else None
+    user_id = caller.user_id
+    release = (lambda: cap.release(user_id)) if counted else None
     # The body goes to the server as it is (no Werkzeug wrappers kept for the stream's life); it
     # closes itself, and releases the cap, when the server closes it (HEAD: when Werkzeug does).
     return Response(StreamBody(body, release), status=200, mimetype="text/event-stream", headers=SSE_HEADERS,
