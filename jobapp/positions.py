@@ -8,7 +8,7 @@ time; for many watched jobs one ``LRANGE`` of the queue answers them all (see be
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import redis
 from rq.queue import Queue
@@ -51,6 +51,19 @@ def find(connection: redis.Redis, by_queue: dict[str, Iterable[str]]) -> dict[st
                 if job_id in wanted:
                     found[job_id] = index + 1
     return found
+
+
+def marks(connection: redis.Redis, queues: Iterable[str]) -> dict[str, tuple[int, Optional[bytes]]]:
+    """``{queue: (length, first job id)}`` in one round trip: while neither changes, no job left the
+    front and none was put in front, so every waiting job keeps its place (a job removed from the
+    middle while another is pushed on the end is the one change it misses: see ``Hub._place``)."""
+    names = list(queues)
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in names:
+            pipe.llen(queue_key(queue))
+            pipe.lindex(queue_key(queue), 0)
+        replies = pipe.execute()
+    return {queue: (int(replies[2 * i]), replies[2 * i + 1]) for i, queue in enumerate(names)}
 
 
 def add_to(connection: redis.Redis, stored: dict) -> dict:

@@ -71,3 +71,14 @@ def test_rq_poll_skips_jobs_found_waiting_in_their_queue(redis_server):
     assert seen["placed"], "the place-in-line lookup found the job"
     assert seen["reads_while_waiting"] == 0, "a job still in its queue needs no read of RQ's hash"
     assert seen["read_after_leaving"], "a job that left its queue is read again"
+
+
+def test_places_are_read_again_only_when_the_line_moves(redis_server):
+    out = subprocess.run([sys.executable, "-m", "tests.place_marks_probe", redis_server.url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["placed"], "the first lookup places every watched job"
+    assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
+    assert seen["moved"], "a job leaving the front moves everyone up"
+    assert seen["corrected_by_full_read"], "the periodic full read catches a change the marks cannot see"

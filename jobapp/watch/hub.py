@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Iterable, Optional
 
 import gevent
@@ -33,6 +34,10 @@ from ..statestore import StoredState
 from .rqpoll import RQPoller
 
 log = logging.getLogger("jobapp.hub")
+
+#: Even a queue whose length and first job stay the same is read in full this often: a job removed
+#: from the middle while another is pushed on the end changes places without changing either.
+FULL_LOOKUP_SECONDS = 10.0
 
 
 class HubSubscription:
@@ -84,6 +89,11 @@ class Hub:
         self.positions: dict[str, int] = {}  # job id -> place in line last found
         self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
         self.waiting: set[str] = set()  # watched jobs the latest place-in-line lookup found in their queue
+        # Per queue, the last place-in-line read: places found, jobs looked up, the queue's marks, next full read.
+        self._places: dict[str, dict[str, int]] = {}
+        self._looked_up: dict[str, set[str]] = {}
+        self._marks: dict[str, tuple[int, Optional[bytes]]] = {}
+        self._full_at: dict[str, float] = {}
         self._dead_worker_seconds = dead_worker_seconds
         self._rq_poll_seconds = rq_poll_seconds
         # A job found waiting is skipped by the RQ poll only if the next lookup comes no later than the next poll.
@@ -107,9 +117,13 @@ class Hub:
         return subscription
 
     def _register(self, subscription: HubSubscription, job_ids: list[str]) -> None:
+        unread = [i for i in job_ids if i not in self.watchers]
         for job_id in job_ids:
             subscription.job_ids.add(job_id)
             self.watchers.setdefault(job_id, set()).add(subscription)
+        if unread:  # read them soon (batched with other new ones): their place in line and RQ polling need it
+            self._dirty.update(unread)
+            self._wake.set()
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
     def _unregister(self, subscription: HubSubscription) -> None:
@@ -209,7 +223,7 @@ class Hub:
             for job_id, queue in self._queued.items():
                 by_queue.setdefault(queue, []).append(job_id)
             try:
-                found = positions.find(self._connection, by_queue)
+                found = self._lookup(by_queue)
             except redis.RedisError as exc:
                 log.warning("hub: place-in-line lookup failed (%s)", type(exc).__name__)
                 self.waiting.clear()  # nothing known: the RQ poll reads them all again
@@ -223,6 +237,31 @@ class Hub:
                     self.positions[job_id] = place
                     for subscription in list(self.watchers.get(job_id, ())):
                         subscription.notify(job_id)
+
+    def _lookup(self, by_queue: dict[str, list[str]]) -> dict[str, int]:
+        """Places of the watched jobs: a queue is read again only if its length or first job changed
+        (``positions.marks``, two small replies), new jobs are watched in it, or its last full read is
+        ``FULL_LOOKUP_SECONDS`` old. So a line that does not move costs no scan of it."""
+        now = time.monotonic()
+        marks = positions.marks(self._connection, by_queue)
+        stale = {queue: ids for queue, ids in by_queue.items()
+                 if marks[queue] != self._marks.get(queue) or now >= self._full_at.get(queue, 0)
+                 or not self._looked_up.get(queue, set()).issuperset(ids)}
+        if stale:
+            fresh = positions.find(self._connection, stale)
+            for queue, ids in stale.items():
+                self._places[queue] = {i: fresh[i] for i in ids if i in fresh}
+                self._looked_up[queue] = set(ids)
+                self._marks[queue] = marks[queue]  # taken before the read: a change meanwhile shows next time
+                self._full_at[queue] = now + FULL_LOOKUP_SECONDS
+        for queue in [q for q in self._places if q not in by_queue]:
+            for table in (self._places, self._looked_up, self._marks, self._full_at):
+                table.pop(queue, None)
+        found: dict[str, int] = {}
+        for queue, ids in by_queue.items():
+            places = self._places.get(queue, {})
+            found.update((i, places[i]) for i in ids if i in places)
+        return found
 
     def _track_queued(self, job_id: str, raw: bytes) -> None:
         """Keep ``_queued`` to the watched jobs whose state says they may be waiting in a queue."""
