@@ -55,57 +55,75 @@ def decode(raw: Optional[bytes]) -> Optional[StoredState]:
     return StoredState(json.loads(raw)) if raw else None
 
 
-#: ``record``'s one round trip. It reads the stored state and the log head, applies the rules,
-#: writes and announces, atomically. The new state arrives as JSON in three pieces around its
-#: ``progress`` and ``updatedAt`` (the two values decided here; ``_pieces``); an unchanged state is
-#: one that the same pieces would write byte for byte. ARGV: 1-3 pieces, 4 progress, 5 status,
+#: ``record``'s one round trip. It reads the log head, writes the state, applies the rules to the
+#: state it replaced (putting that back, with its expiry, if they refuse the new one; nobody sees
+#: the difference, the script being atomic) and announces. An unfinished state, the usual case,
+#: costs one ``SET ... GET`` (Redis >= 6.2); a finished one is read first. The new state arrives as
+#: JSON in three pieces around its ``progress`` and ``updatedAt`` (the two values decided here;
+#: ``_pieces``); an unchanged state is one that the same pieces would write byte for byte. ARGV: 1-3 pieces, 4 progress, 5 status,
 #: 6 attempt, 7 now (ms), 8 pushed, 9 forward_only, 10 ttl, 11 job id, 12 channel, then the
 #: job-stats increments in threes (field, ``i`` or ``f``, amount). Answers ``{0, stored}`` when
 #: nothing was written, ``{1, written}`` for a new state, ``{2, written}`` when only the mark changed.
 _RECORD = """
-local old = redis.call('GET', KEYS[1])
 local u = redis.call('HGET', KEYS[2], 'u')
 local progress = tonumber(ARGV[4])
 local at = tonumber(ARGV[7])
 if u then at = math.max(at, math.floor(tonumber(u) / 1000) + 1) end
 local push = ARGV[8] == '1'
+local ttl = tonumber(ARGV[10])
 local function build(p, t, mark)
   return ARGV[1] .. string.format('%d', p) .. ARGV[2] .. string.format('%.0f', t) .. ARGV[3]
     .. (mark and ',"push":true}' or '}')
+end
+-- A guess at the mark, made good below: an active state usually follows the marked one jobapp's worker wrote.
+local new = build(progress, at, push or ARGV[5] == 'active')
+local old
+if ttl then  -- a finished state: read first, so a refusal leaves the stored state's expiry alone
+  old = redis.call('GET', KEYS[1])
+else  -- the usual case, one command: write it and see what it replaced (put back below if refused)
+  old = redis.call('SET', KEYS[1], new, 'KEEPTTL', 'GET')
+end
+local written = not ttl
+local function refuse(answer)
+  if written then redis.call('SET', KEYS[1], old, 'KEEPTTL') end
+  return answer
 end
 if old then
   local ok, prev = pcall(cjson.decode, old)
   if ok and type(prev) == 'table' and type(prev.event) == 'table' then
     local status = prev.event.status
-    if status == 'completed' or status == 'failed' or status == 'canceled' then return {0, old} end
+    if status == 'completed' or status == 'failed' or status == 'canceled' then return refuse({0, old}) end
     local attempt = tonumber(prev.event.attempt) or 1
     if ARGV[9] == '1' and status == 'active' and ARGV[5] == 'pending' and tonumber(ARGV[6]) <= attempt then
-      return {0, old}
+      return refuse({0, old})
     end
     if tonumber(ARGV[6]) == attempt then progress = math.max(progress, tonumber(prev.event.progress) or 0) end
     local marked = prev.push == true
     push = push or (marked and status == ARGV[5])
     local old_at = tonumber(prev.event.updatedAt) or 0
-    if old == build(progress, old_at, marked) then
+    if old == build(progress, old_at, marked) then  -- unchanged (the same pieces wrote it)
       if push ~= marked then
         local same = build(progress, old_at, push)
         redis.call('SET', KEYS[1], same)
         return {2, same}
       end
-      return {0, old}
+      return refuse({0, old})
     end
     at = math.max(at, old_at + 1)
   end
 end
-local new = build(progress, at, push)
-local ttl = tonumber(ARGV[10])
+local final = build(progress, at, push)
+if final ~= new then
+  new = final
+  written = false
+end
 if ttl then
   redis.call('SET', KEYS[1], new, 'EX', ttl)
   if u then
     redis.call('EXPIRE', KEYS[2], ttl)
     redis.call('EXPIRE', KEYS[3], ttl)
   end
-else
+elseif not written then
   redis.call('SET', KEYS[1], new)
 end
 for i = 13, #ARGV, 3 do
