@@ -23,6 +23,8 @@ def test_hub_wakes_the_right_streams_and_returns_to_empty(redis_server):
     assert seen["a_woken"] == ["A"] and seen["ab_woken"] == ["A"]
     assert seen["b_woken"] == [], "a change to A must not wake a stream that watches only B"
     assert seen["b_after_lost_notice"] == {"B": 20}, "the safety-net poll delivers unannounced changes"
+    assert seen["a_carried"] == {"A": 30}, "a state carried in the announcement is delivered as announced"
+    assert seen["shared_between_streams"], "decoded once, the same event for every stream"
     assert seen["watched_after_close"] == [] and seen["cached_after_close"] == []
 
 

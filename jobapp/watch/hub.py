@@ -1,10 +1,12 @@
 """One watcher per web process: a pub/sub listener and a fetcher greenlet serve every stream.
 
-Streams register the jobs they watch and sleep on their own gevent ``Event``. When a job id is
-published on the changes channel (push), or when the safety-net tick comes round (poll), the
-fetcher re-reads the watched states in one batched round trip and wakes exactly the streams
-of the jobs that changed. Idle cost is one ``MGET`` per 1,000 watched jobs per tick, whatever
-the number of streams.
+Streams register the jobs they watch and sleep on their own gevent ``Event``. When a state is
+published on the changes channel (push: the announcement carries it), the listener takes it as
+is and wakes exactly the streams of that job, without reading Redis; when the safety-net tick
+comes round (poll), or after the subscription was lost, the fetcher re-reads the watched states
+in one batched round trip and wakes the streams of the jobs that changed. Idle cost is one
+``MGET`` per 1,000 watched jobs per tick, whatever the number of streams. Each change is decoded
+and encoded once per process, whatever the number of streams (``current``).
 
 Two more things ride on the same listener, at a cost that does not grow with streams either:
 log appends (``keys.LOG_CHANNEL`` carries the new last line id, so the hub knows each watched
@@ -29,7 +31,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import keys, lifecycle, metrics, positions, reaper, state, statestore
+from .. import keys, lifecycle, metrics, positions, reaper, sse, state, statestore
 from ..statestore import StoredState
 from .rqpoll import RQPoller
 
@@ -101,6 +103,8 @@ class Hub:
         self.rq = RQPoller(connection)
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
+        self._views: dict[str, tuple[bytes, Optional[int], StoredState]] = {}  # job id -> (raw, place, decoded)
+        self._arrived: Optional[set[str]] = None  # while a re-read is in flight: jobs announced meanwhile
         self.settled: set[str] = set()  # watched jobs that are finished, or whose changes jobapp's worker pushes
         self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
@@ -139,6 +143,7 @@ class Hub:
                 if not subs:
                     del self.watchers[job_id]
                     self.latest.pop(job_id, None)
+                    self._views.pop(job_id, None)
                     self.log_heads.pop(job_id, None)
                     self.positions.pop(job_id, None)
                     self._queued.pop(job_id, None)
@@ -160,12 +165,20 @@ class Hub:
             self._greenlets.append(gevent.spawn(self._poll_rq))
 
     def current(self, job_id: str) -> Optional[StoredState]:
-        """The job's latest state as streams see it: as stored, plus its place in line."""
+        """The job's latest state as streams see it: as stored, plus its place in line.
+
+        Decoded once per change (or new place) and shared by every stream of the job: its event
+        is an ``sse.Shared``, encoded once for all of them. Streams must not change it."""
         raw = self.latest.get(job_id)
         if raw is None:
             return None
+        position = self.positions.get(job_id)
+        view = self._views.get(job_id)
+        if view is not None and view[0] is raw and view[1] == position:
+            return view[2]
         stored = statestore.decode(raw)
-        stored["event"] = state.with_position(stored.event, self.positions.get(job_id))
+        stored["event"] = sse.Shared(state.with_position(stored.event, position))
+        self._views[job_id] = (raw, position, stored)
         return stored
 
     def wake_all(self) -> None:
@@ -175,7 +188,12 @@ class Hub:
                 subscription.wake()
 
     def _listen(self) -> None:
-        """Hold one subscription to the changes channel; mark watched jobs dirty as ids arrive."""
+        """Hold one subscription to the changes channel; take each announced state as it arrives.
+
+        A change carries the state as stored (``"<job id> <JSON>"``, see ``statestore``), applied in the
+        order announced, which is the order written; a bare job id (an older worker's) marks it dirty.
+        """
+        changes, new_jobs, lines = (c.encode() for c in (keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL, keys.LOG_CHANNEL))
         backoff = 0.1
         while True:
             pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
@@ -184,11 +202,16 @@ class Hub:
                 self._mark_all_dirty()  # anything published while we were not listening
                 backoff = 0.1
                 for message in pubsub.listen():
-                    data = message["data"].decode()
-                    if message["channel"] == keys.LOG_CHANNEL.encode():
+                    channel, data = message["channel"], message["data"]
+                    if channel == changes:
+                        job_id, _, raw = data.partition(b" ")
+                        self._announced(job_id.decode(), raw)
+                        continue
+                    data = data.decode()
+                    if channel == lines:
                         self._log_appended(data)
                         continue
-                    if message["channel"] == keys.NEW_JOBS_CHANNEL.encode():
+                    if channel == new_jobs:
                         user_id, _, data = data.rpartition(" ")
                         for subscription in list(self.users.get(user_id, ())):
                             subscription.add([data])
@@ -201,6 +224,26 @@ class Hub:
                 pubsub.close()
             gevent.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _announced(self, job_id: str, raw: bytes) -> None:
+        if job_id not in self.watchers:
+            return
+        if not raw:  # an id alone: read it
+            self._dirty.add(job_id)
+            self._wake.set()
+            return
+        if self._arrived is not None:
+            self._arrived.add(job_id)  # newer than what the re-read in flight may bring back
+        self._apply(job_id, raw)
+
+    def _apply(self, job_id: str, raw: bytes) -> None:
+        """Take ``raw`` as the job's latest state and wake its streams, if it changed."""
+        if self.latest.get(job_id) != raw:
+            self.latest[job_id] = raw
+            self._track_queued(job_id, raw)
+            self._settle(job_id, raw)
+            for subscription in list(self.watchers[job_id]):
+                subscription.notify(job_id)
 
     def _log_appended(self, data: str) -> None:
         """``"<job id> <line id>"``: remember the head and wake the job's streams (they read the lines)."""
@@ -295,7 +338,10 @@ class Hub:
                 log.exception("hub: reaper pass failed")
 
     def _fetch(self) -> None:
-        """Re-read dirty jobs in one batch; on the safety-net tick, every watched job."""
+        """Re-read dirty jobs in one batch; on the safety-net tick, every watched job.
+
+        A state announced while the read is in flight is at least as new as what the read returns,
+        so the read's answer for that job is dropped."""
         while True:
             if not self._wake.wait(self._poll_seconds):
                 self._dirty.update(self.watchers)
@@ -304,6 +350,7 @@ class Hub:
             dirty &= self.watchers.keys()
             if not dirty:
                 continue
+            self._arrived = set()
             try:
                 states = statestore.read_many_raw(self._connection, dirty)
             except redis.RedisError as exc:
@@ -312,13 +359,11 @@ class Hub:
                 gevent.sleep(0.5)
                 self._wake.set()
                 continue
+            finally:
+                arrived, self._arrived = self._arrived, None
             for job_id, stored in states.items():
-                if job_id in self.watchers and self.latest.get(job_id) != stored:
-                    self.latest[job_id] = stored
-                    self._track_queued(job_id, stored)
-                    self._settle(job_id, stored)
-                    for subscription in list(self.watchers[job_id]):
-                        subscription.notify(job_id)
+                if job_id in self.watchers and job_id not in arrived:  # else pub/sub brought a newer one meanwhile
+                    self._apply(job_id, stored)
 
     def _settle(self, job_id: str, raw: bytes) -> None:
         """Note whether RQ's hash of this job still needs polling (decoded once per change)."""
