@@ -291,7 +291,7 @@ class Hub:
                  if marks[queue] != self._marks.get(queue) or now >= self._full_at.get(queue, 0)
                  or not self._looked_up.get(queue, set()).issuperset(ids)}
         if stale:
-            fresh = positions.find(self._connection, stale)
+            fresh = positions.find(self._connection, stale, {queue: marks[queue][0] for queue in stale})
             for queue, ids in stale.items():
                 self._places[queue] = {i: fresh[i] for i in ids if i in fresh}
                 self._looked_up[queue] = set(ids)
