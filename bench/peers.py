@@ -21,7 +21,11 @@ Phases, for each server in turn (the others sit idle):
           idle process, ``connected_clients`` peak (worker suspended but connected).
   drain   ``--drain-jobs`` new jobs, N streams spread over them, then ``--workers`` workers run
           them all: web CPU and Redis commands per event delivered, delivery lag (receive time
-          minus the event's updatedAt), ``connected_clients`` peak.
+          minus the event's updatedAt, on events that carry a newly recorded state),
+          ``connected_clients`` peak.
+
+Both servers run the same jobs: the reference's ten-step walk (its ``tasks.py``), which jobapp runs
+as ``bench/samejob.py`` (``JOBAPP_JOBS=bench.samejob``), reporting progress the plain RQ way.
 
 Redis connections are sampled twice a second: ``INFO clients`` for the total, and /proc (which
 process owns which socket to Redis's port) to split it into the web process, each worker (with its
@@ -183,9 +187,11 @@ class Peer(Target):
             self.cmd = None
             self.worker_cmd = [PY, "worker.py"]
             watcher = {"WATCHER": "poll", "POLL_INTERVAL_SECONDS": "0.5"} if name == "poll" else {}
-            # The service's defaults, but: tokens outlive the run, rq-dashboard is mounted, and the per-user
-            # open-stream cap is raised so 10,000 streams on 200 jobs (50 per owner) fit in it.
+            # The service's defaults, but: tokens outlive the run, rq-dashboard is mounted, the per-user
+            # open-stream cap is raised so 10,000 streams on 200 jobs (50 per owner) fit in it, and the
+            # jobs are the reference's shape (bench/samejob.py), so both drains do the same work.
             self.env = service_env(url, JOB_STEP_SECONDS=str(args.job_step_seconds), STREAM_TOKEN_TTL="21600",
+                                   JOBAPP_JOBS="bench.samejob",
                                    MAX_STREAMS_PER_USER="1000", RQ_DASHBOARD_USERNAME="bench",
                                    RQ_DASHBOARD_PASSWORD="bench", **watcher)
         self.suspend(True)
@@ -321,16 +327,18 @@ def phase_hold(p: Peer, args) -> dict:
     t_ready = ready["t_ready"]
     time.sleep(max(0.0, t_ready + args.settle - time.time()))
     first = p.sample()
+    stats_before = p.commandstats()
     while time.time() < t_ready + args.settle + hold:
         time.sleep(1.0)
     last = p.sample()
+    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     result = load.result(stop=True)
     conns = watch.stop()
     idle = window(first, last)
     out = {"streams": n, "opened": result["opened"], "errors": result["errors"], "error_count": result["error_count"],
            "ramp_seconds": result["ramp_seconds"], "idle": idle, "rss_idle_kb": base["rss_kb"], "rss_kb": last["rss_kb"],
            "rss_per_stream_kb": round((last["rss_kb"] - base["rss_kb"]) / max(1, result["opened"]), 2),
-           "redis_clients_peak": conns}
+           "redis_clients_peak": conns, "redis_commands_by_name": dict(sorted(stats.items(), key=lambda kv: -kv[1]))}
     log(f"{p.name} hold: {result['opened']}/{n} open, errors {result['errors']}, cpu {idle['cpu_pct']}%, "
         f"redis {idle['redis_cps']} cmd/s, {out['rss_per_stream_kb']} KB/stream, clients {conns}, "
         f"others {idle['others_cpu_pct']}%")
@@ -374,7 +382,7 @@ def phase_drain(p: Peer, args) -> dict:
     commands = after["commands"] - before["commands"] - (after["own"] - before["own"])
     out = {"jobs": args.drain_jobs, "streams": args.streams, "workers": args.workers, "opened": result["opened"],
            "ended_with_job": result["ended_by_server"], "errors": result["errors"], "events": events,
-           "updates_per_stream": result["updates_per_stream"], "seconds": server["seconds"],
+           "restated_events": result.get("restated_events"), "updates_per_stream": result["updates_per_stream"], "seconds": server["seconds"],
            "latency_ms": result["latency_ms"], "server": server,
            "cpu_ms_per_event": round(1000 * (after["cpu"] - before["cpu"]) / max(1, events), 4),
            "redis_commands": commands, "redis_commands_per_event": round(commands / max(1, events), 4),
@@ -420,8 +428,11 @@ def rows(results: dict) -> list[tuple]:
         (f"Web CPU per event delivered, {d['drain_jobs']} jobs to {n:,} streams (ms)", "lower", "≤ 1x",
          ("drain", "cpu_ms_per_event")),
         ("Redis commands per event delivered in that drain", "lower", "≤ 1x", ("drain", "redis_commands_per_event")),
-        ("Delivery lag p50 in that drain (ms)", "lower", "", ("drain", "latency_ms", "p50")),
+        ("Delivery lag p50 in that drain (ms; events with a newly recorded state)", "lower", "",
+         ("drain", "latency_ms", "p50")),
         ("Delivery lag p99 in that drain (ms)", "lower", "≤ 1x", ("drain", "latency_ms", "p99")),
+        ("Events per stream that restate a state with a new place in line", "", "",
+         lambda s: (s["drain"].get("restated_events") or 0) / max(1, s["drain"]["opened"])),
         ("Events per stream in that drain (a stream that lags gets the latest state)",
          "", "", lambda s: s["drain"]["events"] / max(1, s["drain"]["opened"])),
         ("Web CPU per stream followed to its job's end in that drain (ms)", "lower", "",
@@ -563,6 +574,9 @@ def main(argv=None) -> dict:
     snapshot = Path(tempfile.mkdtemp(prefix="jobapp-bench-code-"))
     shutil.copytree(Path(args.app_dir).resolve(), snapshot / "app", symlinks=True, ignore=shutil.ignore_patterns(
         ".venv", ".git", "bench", "node_modules", "test-artifacts", ".pytest_cache", "__pycache__", "tests"))
+    (snapshot / "app" / "bench").mkdir()  # of bench/, only the jobs module the servers import
+    for name in ("__init__.py", "samejob.py"):
+        shutil.copy2(ROOT / "bench" / name, snapshot / "app" / "bench" / name)
     args.app_dir = str(snapshot / "app")
     t0 = time.monotonic()
     peers: dict[str, Peer] = {}

@@ -12,7 +12,10 @@ ramping with at most ``--concurrency`` connects in flight; a stream is *open* on
 until every stream has seen ``--expect-updates`` events after its first), then writes the full result
 to ``--out`` and prints ``{"type": "result", ...}``. Every event after the first gives one latency
 sample: the client's receive time (epoch ms, taken as ``recv()`` returns) minus the event's
-``updatedAt`` (stamped by the writer on the same machine, so the clocks agree).
+``updatedAt`` (stamped by the writer on the same machine, so the clocks agree), taken only from events
+that carry a newer ``updatedAt`` than the stream's last: an event that resends a recorded state with
+only its place in line changed (contract 1.1 ``position``) keeps the state's ``updatedAt``, so its
+"lag" would be the job's time in line, not a delivery delay. Those are counted as ``restated_events``.
 
 Errors are counted per kind: a connect/handshake failure, a non-200 answer, a stream the server ended
 (unless ``--allow-end``, for streams that finish with their job), a reset, and a stall (no byte for
@@ -94,7 +97,8 @@ class Stream:
     """One SSE stream's parse state: HTTP chunked decoding, then SSE framing."""
 
     __slots__ = ("path", "sock", "raw", "text", "chunk_left", "first", "updates", "heartbeats", "last_id",
-                 "last_rx", "max_silence", "opened_at", "ended", "complete", "error", "ids_ok", "initial")
+                 "last_rx", "max_silence", "opened_at", "ended", "complete", "error", "ids_ok", "initial",
+                 "updated_at", "restated")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -104,6 +108,8 @@ class Stream:
         self.chunk_left = 0  # bytes left in the current HTTP chunk (+2 for its CRLF when > 0)
         self.first: Optional[dict] = None
         self.updates = 0
+        self.updated_at: dict[str, int] = {}  # job id -> the newest updatedAt this stream has seen of it
+        self.restated = 0  # events that resent an already seen updatedAt (a new place in line)
         self.heartbeats = 0
         self.last_id = 0
         self.last_rx = 0.0
@@ -280,12 +286,17 @@ class StreamLoad:
             st.initial += 1  # a many-jobs stream opens with one snapshot per job (--initial-events)
             if st.initial >= self.args.initial_events:
                 st.first = event
+            st.updated_at[event["jobId"]] = max(st.updated_at.get(event["jobId"], 0), event["updatedAt"])
             return
         st.updates += 1
-        if self.t_ready is not None:
-            self.latencies.append(now * 1000.0 - event["updatedAt"])
-            if self.args.keep_latencies:
-                self.samples.append((event["updatedAt"], round(now * 1000.0 - event["updatedAt"], 3)))
+        if event["updatedAt"] <= st.updated_at.get(event["jobId"], 0):
+            st.restated += 1
+        else:
+            st.updated_at[event["jobId"]] = event["updatedAt"]
+            if self.t_ready is not None:
+                self.latencies.append(now * 1000.0 - event["updatedAt"])
+                if self.args.keep_latencies:
+                    self.samples.append((event["updatedAt"], round(now * 1000.0 - event["updatedAt"], 3)))
         expect = self.args.expect_updates
         if expect and st.updates == expect:
             self.done_updates += 1
@@ -343,6 +354,7 @@ class StreamLoad:
             "streams_without_heartbeat": sum(1 for st in self.streams if st.first is not None and not st.heartbeats),
             "max_silence_seconds": percentiles(silences, (50, 99, 100)),
             "update_events": sum(st.updates for st in self.streams),
+            "restated_events": sum(st.restated for st in self.streams),
             "updates_per_stream": {str(k): v for k, v in sorted(updates.items())},
             "ids_increasing": all(st.ids_ok for st in self.streams),
             "latency_ms": percentiles(self.latencies),

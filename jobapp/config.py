@@ -52,7 +52,7 @@ class Config:
     SSE_MAX_STREAM_SECONDS: float = 3600.0  # a stream ends (client reconnects) after this
     WATCHER: str = "hub"  # "hub" (one watcher per process) or "poll" (one loop per stream)
     POLL_INTERVAL_SECONDS: float = 0.5  # the "poll" watcher's tick
-    HUB_POLL_SECONDS: float = 5.0  # the hub's safety-net re-read of every watched job
+    HUB_POLL_SECONDS: float = 30.0  # the hub's safety-net re-read of every watched job
     HUB_RQ_POLL_SECONDS: float = 1.0  # the hub reads RQ's hashes of watched jobs no jobapp worker runs; 0: off
     JOB_TIMEOUT: int = 600  # seconds before a running job is failed as timed out
     JOB_RESULT_TTL: int = 86400  # seconds a finished job's state and result stay readable

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import redis
+from redis.commands.core import Script
 
 from . import keys
 
@@ -37,9 +38,10 @@ from . import keys
 EVENT_MAX_LINES = 200
 
 _APPEND = """
-local head = redis.call('HMGET', KEYS[2], 'u', 'seq')
+local head = redis.call('HMGET', KEYS[2], 'u', 'seq', 'dropped')
 local u = tonumber(head[1] or '0')
 local seq = tonumber(head[2] or '0')
+local kept = seq - tonumber(head[3] or '0')
 local id = tonumber(ARGV[1])
 local raw = redis.call('GET', KEYS[3])
 if raw then
@@ -52,12 +54,12 @@ id = math.max(id, u + 2)
 if id % 2 == 1 then id = id + 1 end
 for i = 6, #ARGV do
   seq = seq + 1
+  kept = kept + 1
   redis.call('ZADD', KEYS[1], string.format('%.0f', id), seq .. ':' .. ARGV[i])
   u = id
   id = id + 2
 end
 local max = tonumber(ARGV[2])
-local kept = redis.call('ZCARD', KEYS[1])
 if kept > max then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, kept - max - 1)
   kept = max
@@ -72,6 +74,8 @@ end
 redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. last)
 return {seq, last}
 """
+
+_append = Script(None, _APPEND.encode())  # EVALSHA: the script's text is sent once per server, not per append
 
 
 @dataclass
@@ -113,8 +117,8 @@ def append(connection: redis.Redis, job_id: str, lines: Iterable[object], *, max
     if not cleaned:
         return None
     now_us = int(time.time() * 1000) * 1000
-    seq, _ = connection.eval(_APPEND, 3, keys.job_log(job_id), keys.job_log_head(job_id), keys.job_state(job_id),
-                             now_us, max_lines, ttl, job_id, keys.LOG_CHANNEL, *cleaned)
+    seq, _ = _append(keys=[keys.job_log(job_id), keys.job_log_head(job_id), keys.job_state(job_id)],
+                     args=[now_us, max_lines, ttl, job_id, keys.LOG_CHANNEL, *cleaned], client=connection)
     return int(seq)
 
 

@@ -1,7 +1,7 @@
 """Finished jobs by status and their run times, counted in Redis.
 
 Workers run on other processes (often other machines) than the web's /metrics, so the counts
-live in Redis: each terminal state recorded adds to a per-type hash in the same transaction, and
+live in Redis: each terminal state recorded adds to a per-type hash in the same script, and
 every web process's scrape reads the totals. Counters only ever grow, as Prometheus expects.
 
 Failures are also counted by the kind of their reason (``REASON_KINDS``, a fixed set, so the
@@ -39,19 +39,31 @@ def reason_kind(failed_reason: Optional[str]) -> str:
     return "job_failed"
 
 
+def increments(status: str, seconds: Optional[float], failed_reason: Optional[str] = None) -> list[tuple[str, float]]:
+    """The fields one job ending ``status`` after running ``seconds`` (None: it never ran) adds to.
+
+    Its run time goes into one bucket (``b:<bound>``, or ``b:+Inf``); ``collect`` adds them up into
+    Prometheus's cumulative buckets and count, so a job costs three increments, not one per bucket.
+    (``le:<bound>`` and ``count``, which older workers increment, are still added in.)
+    """
+    fields: list[tuple[str, float]] = [(f"status:{status}", 1)]
+    if status == "failed":
+        fields.append((f"reason:{reason_kind(failed_reason)}", 1))
+    if seconds is not None:
+        fields.append((f"b:{next((b for b in BUCKETS if seconds <= b), '+Inf')}", 1))
+        fields.append(("sum", float(seconds)))
+    return fields
+
+
 def count(pipe: Pipeline, job_type: str, status: str, seconds: Optional[float],
           failed_reason: Optional[str] = None) -> None:
     """Count one job of ``job_type`` ending ``status`` after running ``seconds`` (None: it never ran)."""
     key = keys.job_stats(job_type)
-    pipe.hincrby(key, f"status:{status}", 1)
-    if status == "failed":
-        pipe.hincrby(key, f"reason:{reason_kind(failed_reason)}", 1)
-    if seconds is not None:
-        for bound in BUCKETS:
-            if seconds <= bound:
-                pipe.hincrby(key, f"le:{bound}", 1)
-        pipe.hincrbyfloat(key, "sum", seconds)
-        pipe.hincrby(key, "count", 1)
+    for field, amount in increments(status, seconds, failed_reason):
+        if isinstance(amount, float):
+            pipe.hincrbyfloat(key, field, amount)
+        else:
+            pipe.hincrby(key, field, amount)
 
 
 def collect(connection: redis.Redis, job_types: tuple[str, ...]) -> Iterator:
@@ -71,8 +83,11 @@ def collect(connection: redis.Redis, job_types: tuple[str, ...]) -> Iterator:
             finished.add_metric([job_type, status], int(fields.get(f"status:{status}", 0)))
         for kind in REASON_KINDS:
             failures.add_metric([job_type, kind], int(fields.get(f"reason:{kind}", 0)))
-        buckets = [(str(b), int(fields.get(f"le:{b}", 0))) for b in BUCKETS]
-        total = int(fields.get("count", 0))
+        buckets, below = [], 0
+        for b in BUCKETS:
+            below += int(fields.get(f"b:{b}", 0))
+            buckets.append((str(b), below + int(fields.get(f"le:{b}", 0))))
+        total = below + int(fields.get("b:+Inf", 0)) + int(fields.get("count", 0))
         durations.add_metric([job_type], buckets + [("+Inf", total)], float(fields.get("sum", 0)))
     yield finished
     yield failures

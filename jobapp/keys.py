@@ -6,7 +6,8 @@ lives under the ``jobapp:`` prefix so operators can tell the two apart.
 
 PREFIX = "jobapp"
 
-#: Pub/sub channel on which a job id is published after its state is recorded.
+#: Pub/sub channel on which "<job id> <state as stored>" is published after a state is recorded
+#: (a message of the id alone, as older versions sent, means: read it).
 CHANGES_CHANNEL = f"{PREFIX}:changes"
 
 #: Pub/sub channel announcing each newly queued job as "<user id> <job id>" (for per-user streams).

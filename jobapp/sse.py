@@ -10,7 +10,7 @@ lone line (the SSE spec needs no blank line after either).
 """
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 
 def retry(milliseconds: int) -> str:
@@ -24,12 +24,38 @@ def encode(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+class Shared(dict):
+    """An event's data that many streams send: encoded once, on first use, and the same text
+    written to every stream (with the frame itself kept for the id most of them send it under).
+
+    Treat it as read-only: the encoding is not redone after a change."""
+
+    __slots__ = ("_text", "_frame")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self._text: Optional[str] = None
+        self._frame: tuple[int, str] = (-1, "")
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = encode(self)
+        return self._text
+
+
 def event(event_id: int, data: dict[str, Any]) -> str:
     """One event: ``id:`` then a single ``data:`` line of compact JSON, then a blank line.
 
     No ``event:`` field, so the browser's ``EventSource.onmessage`` fires.
     """
-    return f"id: {int(event_id)}\ndata: {encode(data)}\n\n"
+    event_id = int(event_id)
+    if type(data) is Shared:
+        if data._frame[0] == event_id:
+            return data._frame[1]
+        frame = f"id: {event_id}\ndata: {data.text()}\n\n"
+        data._frame = (event_id, frame)
+        return frame
+    return f"id: {event_id}\ndata: {encode(data)}\n\n"
 
 
 def comment(text: str = "keep-alive") -> str:

@@ -3,7 +3,8 @@
 RQ's job hash stays the source of truth; this keeps a small projection of it per job — the
 event payload, its owner, and an ``updatedAt`` that only increases — so streams read one key
 (or one ``MGET`` for many jobs) instead of decoding RQ jobs, and so that every change is
-announced on one pub/sub channel. ``record`` is the only writer.
+announced on one pub/sub channel, with the state itself, so a watcher delivers it without reading
+it back. ``record`` is the only writer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 import redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 from rq.job import Job
 
 from . import jobstats, joblog, keys, state
@@ -53,10 +55,104 @@ def decode(raw: Optional[bytes]) -> Optional[StoredState]:
     return StoredState(json.loads(raw)) if raw else None
 
 
+#: ``record``'s one round trip. It reads the log head, writes the state, applies the rules to the
+#: state it replaced (putting that back, with its expiry, if they refuse the new one; nobody sees
+#: the difference, the script being atomic) and announces. An unfinished state, the usual case,
+#: costs one ``SET ... GET`` (Redis >= 6.2); a finished one is read first. The new state arrives as
+#: JSON in three pieces around its ``progress`` and ``updatedAt`` (the two values decided here;
+#: ``_pieces``); an unchanged state is one that the same pieces would write byte for byte. ARGV: 1-3 pieces, 4 progress, 5 status,
+#: 6 attempt, 7 now (ms), 8 pushed, 9 forward_only, 10 ttl, 11 job id, 12 channel, then the
+#: job-stats increments in threes (field, ``i`` or ``f``, amount). Answers ``{0, stored}`` when
+#: nothing was written, ``{1, written}`` for a new state, ``{2, written}`` when only the mark changed.
+_RECORD = """
+local u = redis.call('HGET', KEYS[2], 'u')
+local progress = tonumber(ARGV[4])
+local at = tonumber(ARGV[7])
+if u then at = math.max(at, math.floor(tonumber(u) / 1000) + 1) end
+local push = ARGV[8] == '1'
+local ttl = tonumber(ARGV[10])
+local function build(p, t, mark)
+  return ARGV[1] .. string.format('%d', p) .. ARGV[2] .. string.format('%.0f', t) .. ARGV[3]
+    .. (mark and ',"push":true}' or '}')
+end
+-- A guess at the mark, made good below: an active state usually follows the marked one jobapp's worker wrote.
+local new = build(progress, at, push or ARGV[5] == 'active')
+local old
+if ttl then  -- a finished state: read first, so a refusal leaves the stored state's expiry alone
+  old = redis.call('GET', KEYS[1])
+else  -- the usual case, one command: write it and see what it replaced (put back below if refused)
+  old = redis.call('SET', KEYS[1], new, 'KEEPTTL', 'GET')
+end
+local written = not ttl
+local function refuse(answer)
+  if written then redis.call('SET', KEYS[1], old, 'KEEPTTL') end
+  return answer
+end
+if old then
+  local ok, prev = pcall(cjson.decode, old)
+  if ok and type(prev) == 'table' and type(prev.event) == 'table' then
+    local status = prev.event.status
+    if status == 'completed' or status == 'failed' or status == 'canceled' then return refuse({0, old}) end
+    local attempt = tonumber(prev.event.attempt) or 1
+    if ARGV[9] == '1' and status == 'active' and ARGV[5] == 'pending' and tonumber(ARGV[6]) <= attempt then
+      return refuse({0, old})
+    end
+    if tonumber(ARGV[6]) == attempt then progress = math.max(progress, tonumber(prev.event.progress) or 0) end
+    local marked = prev.push == true
+    push = push or (marked and status == ARGV[5])
+    local old_at = tonumber(prev.event.updatedAt) or 0
+    if old == build(progress, old_at, marked) then  -- unchanged (the same pieces wrote it)
+      if push ~= marked then
+        local same = build(progress, old_at, push)
+        redis.call('SET', KEYS[1], same)
+        return {2, same}
+      end
+      return refuse({0, old})
+    end
+    at = math.max(at, old_at + 1)
+  end
+end
+local final = build(progress, at, push)
+if final ~= new then
+  new = final
+  written = false
+end
+if ttl then
+  redis.call('SET', KEYS[1], new, 'EX', ttl)
+  if u then
+    redis.call('EXPIRE', KEYS[2], ttl)
+    redis.call('EXPIRE', KEYS[3], ttl)
+  end
+elseif not written then
+  redis.call('SET', KEYS[1], new)
+end
+for i = 13, #ARGV, 3 do
+  redis.call(ARGV[i + 1] == 'f' and 'HINCRBYFLOAT' or 'HINCRBY', KEYS[4], ARGV[i], ARGV[i + 2])
+end
+redis.call('PUBLISH', ARGV[12], ARGV[11] .. ' ' .. new)
+return {1, new}
+"""
+_record_script = Script(None, _RECORD.encode())  # bytes: no client needed to hash it; each call names its client
+
+#: What the pieces stand in for: the JSON of ``null`` where ``progress`` and ``updatedAt`` go.
+_PROGRESS, _UPDATED_AT = '"progress":null', '"updatedAt":null'
+
+
+def _pieces(owner: str, queue: str, event: dict) -> tuple[str, str, str]:
+    """The stored JSON (without ``push`` and the closing brace) split around ``progress`` and
+    ``updatedAt``. Every value before them is a string (or an object of strings), in which a quote is
+    always escaped, so the first match of each is the field itself."""
+    text = json.dumps({"owner": owner, "queue": queue, "event": {**event, "progress": None, "updatedAt": None}},
+                      separators=(",", ":"))
+    p = text.index(_PROGRESS)
+    u = text.index(_UPDATED_AT, p)
+    return text[:p + 11], text[p + len(_PROGRESS):u + 12], text[u + len(_UPDATED_AT):-1]
+
+
 def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
            pipeline: Optional[Pipeline] = None, pushed: bool = False,
            forward_only: bool = False) -> Optional[dict[str, Any]]:
-    """Record ``job``'s current state if it changed, and publish its id.
+    """Record ``job``'s current state if it changed, and announce it.
 
     Rules kept here for every writer: progress never decreases within an attempt (a new attempt
     starts again from its own progress), a finished state is final, an unchanged state is not
@@ -67,52 +163,33 @@ def record(connection: redis.Redis, job: Job, *, status: Optional[str] = None,
     started the job: later states of the same status keep the mark, and the hub skips polling RQ for
     them. ``forward_only`` (the hub's poll of RQ, which may read a stale hash) never takes an
     active job back to pending.
+
+    One Lua script (``_RECORD``) does it all in one round trip, all or nothing: the state, the log's
+    expiry and the job-stats counts of a finished job, then the announcement, ``"<job id> <stored
+    JSON>"`` on ``keys.CHANGES_CHANNEL`` (so a hub needs no read to deliver it).
     """
     new = state.payload(job, job_type=job.meta["jobType"], status=status)
     key = keys.job_state(job.id)
     owner = job.meta["owner"]
+    ttl = _ttl(job, new["status"])
     if pipeline is not None:
         new["updatedAt"] = state.epoch_ms()
-        _write(pipeline, key, owner, job.origin, new, _ttl(job, new["status"]), job.id)
+        _write(pipeline, key, owner, job.origin, new, ttl, job.id)
         return new
-    with connection.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(key, keys.job_log_head(job.id))
-                previous = decode(pipe.get(key))
-                above_lines = joblog.last_line_id(pipe, job.id) // 1000 + 1
-                push = pushed
-                if previous is not None:
-                    old = previous.event
-                    if state.is_terminal(old["status"]):
-                        return old
-                    if forward_only and old["status"] == state.ACTIVE and new["status"] == state.PENDING \
-                            and new["attempt"] <= old.get("attempt", 1):
-                        return old
-                    if new["attempt"] == old.get("attempt", 1):
-                        new["progress"] = max(new["progress"], old["progress"] or 0)
-                    push = push or (previous.pushed and old["status"] == new["status"])
-                    if state.same_content(old, new):
-                        if push != previous.pushed:  # only the mark changes: same event, nothing to announce
-                            pipe.multi()
-                            pipe.set(key, json.dumps({**previous, "push": push}, separators=(",", ":")),
-                                     ex=_ttl(job, old["status"]))
-                            pipe.execute()
-                        return old
-                    new["updatedAt"] = max(state.epoch_ms(), old["updatedAt"] + 1, above_lines)
-                else:
-                    new["updatedAt"] = max(state.epoch_ms(), above_lines)
-                pipe.multi()
-                _write(pipe, key, owner, job.origin, new, _ttl(job, new["status"]), job.id, push)
-                if state.is_terminal(new["status"]):
-                    jobstats.count(pipe, new["jobType"], new["status"], _run_seconds(job), new.get("failedReason"))
-                pipe.execute()
-                if state.is_terminal(new["status"]):
-                    from . import dependencies  # it records the dependents through this module
-                    dependencies.settle(connection, job, new)
-                return new
-            except redis.WatchError:
-                continue
+    stats: list = []
+    if state.is_terminal(new["status"]):
+        for field, amount in jobstats.increments(new["status"], _run_seconds(job), new.get("failedReason")):
+            stats += [field, "f", repr(amount)] if isinstance(amount, float) else [field, "i", amount]
+    code, stored = _record_script(
+        keys=[key, keys.job_log_head(job.id), keys.job_log(job.id), keys.job_stats(new["jobType"])],
+        args=[*_pieces(owner, job.origin, new), new["progress"], new["status"], new["attempt"], state.epoch_ms(),
+              "1" if pushed else "", "1" if forward_only else "", ttl or "", job.id, keys.CHANGES_CHANNEL, *stats],
+        client=connection)
+    event = decode(stored).event
+    if code == 1 and state.is_terminal(event["status"]):
+        from . import dependencies  # it records the dependents through this module
+        dependencies.settle(connection, job, event)
+    return event
 
 
 def _run_seconds(job: Job) -> Optional[float]:
@@ -127,9 +204,15 @@ def _write(pipe: Pipeline, key: str, owner: str, queue: str, event: dict, ttl: O
     stored = {"owner": owner, "queue": queue, "event": event}
     if push:
         stored["push"] = True
-    pipe.set(key, json.dumps(stored, separators=(",", ":")), ex=ttl)
+    raw = json.dumps(stored, separators=(",", ":"))
+    pipe.set(key, raw, ex=ttl)
     joblog.expire(pipe, job_id, ttl)
-    pipe.publish(keys.CHANGES_CHANNEL, job_id)
+    pipe.publish(keys.CHANGES_CHANNEL, announcement(job_id, raw))
+
+
+def announcement(job_id: str, raw: str) -> str:
+    """What ``keys.CHANGES_CHANNEL`` carries: the job id, a space, and the state as stored."""
+    return f"{job_id} {raw}"
 
 
 def read(connection: redis.Redis, job_id: str) -> Optional[StoredState]:

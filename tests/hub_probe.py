@@ -38,6 +38,13 @@ def main(url: str) -> None:
     out["ab_woken"] = sorted(ab.wait(1.0))
     put(conn, "B", 20, publish=False)  # a lost notification
     out["b_after_lost_notice"] = {k: v.event["progress"] for k, v in b.wait(2.0).items()}
+    # The announcement carries the state: the hub delivers it as announced, without reading the key.
+    carried = json.dumps({"owner": "u", "event": {"jobId": "A", "status": "active", "progress": 30, "updatedAt": 30}})
+    conn.publish(keys.CHANGES_CHANNEL, f"A {carried}")
+    seen = a.wait(1.0)
+    again = ab.wait(1.0)
+    out["a_carried"] = {k: v.event["progress"] for k, v in seen.items()}
+    out["shared_between_streams"] = seen["A"].event is again["A"].event
     for sub in (a, b, ab):
         sub.close()
     out["watched_after_close"] = sorted(hub.watchers)

@@ -37,14 +37,20 @@ class ClientPeak(threading.Thread):
 def burst(url: str, headers: dict, count: int, threads: int) -> list[int]:
     """``count`` queue requests from ``threads`` threads, each thread with a keep-alive client of its own."""
     local = threading.local()
+    clients: list[httpx.Client] = []
 
     def post(_: int) -> int:
         if not hasattr(local, "client"):
             local.client = httpx.Client(timeout=30)
+            clients.append(local.client)
         return local.client.post(f"{url}/api/v1/characters/queue", json=BODY, headers=headers).status_code
 
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(post, range(count)))
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(post, range(count)))
+    finally:  # idle keep-alive connections would hold the server's graceful shutdown to its timeout
+        for client in clients:
+            client.close()
 
 
 def test_one_web_process_and_one_worker_stay_within_20_redis_connections(service):

@@ -23,6 +23,8 @@ def test_hub_wakes_the_right_streams_and_returns_to_empty(redis_server):
     assert seen["a_woken"] == ["A"] and seen["ab_woken"] == ["A"]
     assert seen["b_woken"] == [], "a change to A must not wake a stream that watches only B"
     assert seen["b_after_lost_notice"] == {"B": 20}, "the safety-net poll delivers unannounced changes"
+    assert seen["a_carried"] == {"A": 30}, "a state carried in the announcement is delivered as announced"
+    assert seen["shared_between_streams"], "decoded once, the same event for every stream"
     assert seen["watched_after_close"] == [] and seen["cached_after_close"] == []
 
 
@@ -71,3 +73,14 @@ def test_rq_poll_skips_jobs_found_waiting_in_their_queue(redis_server):
     assert seen["placed"], "the place-in-line lookup found the job"
     assert seen["reads_while_waiting"] == 0, "a job still in its queue needs no read of RQ's hash"
     assert seen["read_after_leaving"], "a job that left its queue is read again"
+
+
+def test_places_are_read_again_only_when_the_line_moves(redis_server):
+    out = subprocess.run([sys.executable, "-m", "tests.place_marks_probe", redis_server.url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["placed"], "the first lookup places every watched job"
+    assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
+    assert seen["moved"], "a job leaving the front moves everyone up"
+    assert seen["corrected_by_full_read"], "the periodic full read catches a change the marks cannot see"

@@ -1,10 +1,12 @@
 """One watcher per web process: a pub/sub listener and a fetcher greenlet serve every stream.
 
-Streams register the jobs they watch and sleep on their own gevent ``Event``. When a job id is
-published on the changes channel (push), or when the safety-net tick comes round (poll), the
-fetcher re-reads the watched states in one batched round trip and wakes exactly the streams
-of the jobs that changed. Idle cost is one ``MGET`` per 1,000 watched jobs per tick, whatever
-the number of streams.
+Streams register the jobs they watch and sleep on their own gevent ``Event``. When a state is
+published on the changes channel (push: the announcement carries it), the listener takes it as
+is and wakes exactly the streams of that job, without reading Redis; when the safety-net tick
+comes round (poll), or after the subscription was lost, the fetcher re-reads the watched states
+in one batched round trip and wakes the streams of the jobs that changed. Idle cost is one
+``MGET`` per 1,000 watched jobs per tick, whatever the number of streams. Each change is decoded
+and encoded once per process, whatever the number of streams (``current``).
 
 Two more things ride on the same listener, at a cost that does not grow with streams either:
 log appends (``keys.LOG_CHANNEL`` carries the new last line id, so the hub knows each watched
@@ -22,17 +24,22 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable, Iterable, Optional
 
 import gevent
 import redis
 from gevent.event import Event
 
-from .. import keys, lifecycle, metrics, positions, reaper, state, statestore
+from .. import keys, lifecycle, metrics, positions, reaper, sse, state, statestore
 from ..statestore import StoredState
 from .rqpoll import RQPoller
 
 log = logging.getLogger("jobapp.hub")
+
+#: Even a queue whose length and first job stay the same is read in full this often: a job removed
+#: from the middle while another is pushed on the end changes places without changing either.
+FULL_LOOKUP_SECONDS = 10.0
 
 
 class HubSubscription:
@@ -96,6 +103,11 @@ class Hub:
         self.positions: dict[str, int] = {}  # job id -> place in line last found
         self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
         self.waiting: set[str] = set()  # watched jobs the latest place-in-line lookup found in their queue
+        # Per queue, the last place-in-line read: places found, jobs looked up, the queue's marks, next full read.
+        self._places: dict[str, dict[str, int]] = {}
+        self._looked_up: dict[str, set[str]] = {}
+        self._marks: dict[str, tuple[int, Optional[bytes]]] = {}
+        self._full_at: dict[str, float] = {}
         self._dead_worker_seconds = dead_worker_seconds
         self._rq_poll_seconds = rq_poll_seconds
         # A job found waiting is skipped by the RQ poll only if the next lookup comes no later than the next poll.
@@ -103,6 +115,8 @@ class Hub:
         self.rq = RQPoller(connection)
         self.watchers: dict[str, set[HubSubscription]] = {}  # job id -> subscriptions
         self.latest: dict[str, bytes] = {}  # job id -> last state read, as stored (compared undecoded)
+        self._views: dict[str, tuple[bytes, Optional[int], StoredState]] = {}  # job id -> (raw, place, decoded)
+        self._arrived: Optional[set[str]] = None  # while a re-read is in flight: jobs announced meanwhile
         self.settled: set[str] = set()  # watched jobs that are finished, or whose changes jobapp's worker pushes
         self.users: dict[str, set[HubSubscription]] = {}  # user id -> subscriptions following new jobs
         self._dirty: set[str] = set()
@@ -119,9 +133,13 @@ class Hub:
         return subscription
 
     def _register(self, subscription: HubSubscription, job_ids: list[str]) -> None:
+        unread = [i for i in job_ids if i not in self.watchers]
         for job_id in job_ids:
             subscription.job_ids.add(job_id)
             self.watchers.setdefault(job_id, set()).add(subscription)
+        if unread:  # read them soon (batched with other new ones): their place in line and RQ polling need it
+            self._dirty.update(unread)
+            self._wake.set()
         metrics.WATCHED_JOBS.set(len(self.watchers))
 
     def _unregister(self, subscription: HubSubscription) -> None:
@@ -137,6 +155,7 @@ class Hub:
                 if not subs:
                     del self.watchers[job_id]
                     self.latest.pop(job_id, None)
+                    self._views.pop(job_id, None)
                     self.log_heads.pop(job_id, None)
                     self.positions.pop(job_id, None)
                     self._queued.pop(job_id, None)
@@ -158,12 +177,20 @@ class Hub:
             self._greenlets.append(gevent.spawn(self._poll_rq))
 
     def current(self, job_id: str) -> Optional[StoredState]:
-        """The job's latest state as streams see it: as stored, plus its place in line."""
+        """The job's latest state as streams see it: as stored, plus its place in line.
+
+        Decoded once per change (or new place) and shared by every stream of the job: its event
+        is an ``sse.Shared``, encoded once for all of them. Streams must not change it."""
         raw = self.latest.get(job_id)
         if raw is None:
             return None
+        position = self.positions.get(job_id)
+        view = self._views.get(job_id)
+        if view is not None and view[0] is raw and view[1] == position:
+            return view[2]
         stored = statestore.decode(raw)
-        stored["event"] = state.with_position(stored.event, self.positions.get(job_id))
+        stored["event"] = sse.Shared(state.with_position(stored.event, position))
+        self._views[job_id] = (raw, position, stored)
         return stored
 
     def wake_all(self) -> None:
@@ -173,7 +200,12 @@ class Hub:
                 subscription.wake()
 
     def _listen(self) -> None:
-        """Hold one subscription to the changes channel; mark watched jobs dirty as ids arrive."""
+        """Hold one subscription to the changes channel; take each announced state as it arrives.
+
+        A change carries the state as stored (``"<job id> <JSON>"``, see ``statestore``), applied in the
+        order announced, which is the order written; a bare job id (an older worker's) marks it dirty.
+        """
+        changes, new_jobs, lines = (c.encode() for c in (keys.CHANGES_CHANNEL, keys.NEW_JOBS_CHANNEL, keys.LOG_CHANNEL))
         backoff = 0.1
         while True:
             pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
@@ -182,11 +214,16 @@ class Hub:
                 self._mark_all_dirty()  # anything published while we were not listening
                 backoff = 0.1
                 for message in pubsub.listen():
-                    data = message["data"].decode()
-                    if message["channel"] == keys.LOG_CHANNEL.encode():
+                    channel, data = message["channel"], message["data"]
+                    if channel == changes:
+                        job_id, _, raw = data.partition(b" ")
+                        self._announced(job_id.decode(), raw)
+                        continue
+                    data = data.decode()
+                    if channel == lines:
                         self._log_appended(data)
                         continue
-                    if message["channel"] == keys.NEW_JOBS_CHANNEL.encode():
+                    if channel == new_jobs:
                         user_id, _, data = data.rpartition(" ")
                         for subscription in list(self.users.get(user_id, ())):
                             subscription.add([data])
@@ -199,6 +236,26 @@ class Hub:
                 pubsub.close()
             gevent.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _announced(self, job_id: str, raw: bytes) -> None:
+        if job_id not in self.watchers:
+            return
+        if not raw:  # an id alone: read it
+            self._dirty.add(job_id)
+            self._wake.set()
+            return
+        if self._arrived is not None:
+            self._arrived.add(job_id)  # newer than what the re-read in flight may bring back
+        self._apply(job_id, raw)
+
+    def _apply(self, job_id: str, raw: bytes) -> None:
+        """Take ``raw`` as the job's latest state and wake its streams, if it changed."""
+        if self.latest.get(job_id) != raw:
+            self.latest[job_id] = raw
+            self._track_queued(job_id, raw)
+            self._settle(job_id, raw)
+            for subscription in list(self.watchers[job_id]):
+                subscription.notify(job_id)
 
     def _log_appended(self, data: str) -> None:
         """``"<job id> <line id>"``: remember the head and wake the job's streams (they read the lines)."""
@@ -221,7 +278,7 @@ class Hub:
             for job_id, queue in self._queued.items():
                 by_queue.setdefault(queue, []).append(job_id)
             try:
-                found = positions.find(self._connection, by_queue)
+                found = self._lookup(by_queue)
             except redis.RedisError as exc:
                 log.warning("hub: place-in-line lookup failed (%s)", type(exc).__name__)
                 self.waiting.clear()  # nothing known: the RQ poll reads them all again
@@ -235,6 +292,31 @@ class Hub:
                     self.positions[job_id] = place
                     for subscription in list(self.watchers.get(job_id, ())):
                         subscription.notify(job_id)
+
+    def _lookup(self, by_queue: dict[str, list[str]]) -> dict[str, int]:
+        """Places of the watched jobs: a queue is read again only if its length or first job changed
+        (``positions.marks``, two small replies), new jobs are watched in it, or its last full read is
+        ``FULL_LOOKUP_SECONDS`` old. So a line that does not move costs no scan of it."""
+        now = time.monotonic()
+        marks = positions.marks(self._connection, by_queue)
+        stale = {queue: ids for queue, ids in by_queue.items()
+                 if marks[queue] != self._marks.get(queue) or now >= self._full_at.get(queue, 0)
+                 or not self._looked_up.get(queue, set()).issuperset(ids)}
+        if stale:
+            fresh = positions.find(self._connection, stale, {queue: marks[queue][0] for queue in stale})
+            for queue, ids in stale.items():
+                self._places[queue] = {i: fresh[i] for i in ids if i in fresh}
+                self._looked_up[queue] = set(ids)
+                self._marks[queue] = marks[queue]  # taken before the read: a change meanwhile shows next time
+                self._full_at[queue] = now + FULL_LOOKUP_SECONDS
+        for queue in [q for q in self._places if q not in by_queue]:
+            for table in (self._places, self._looked_up, self._marks, self._full_at):
+                table.pop(queue, None)
+        found: dict[str, int] = {}
+        for queue, ids in by_queue.items():
+            places = self._places.get(queue, {})
+            found.update((i, places[i]) for i in ids if i in places)
+        return found
 
     def _track_queued(self, job_id: str, raw: bytes) -> None:
         """Keep ``_queued`` to the watched jobs whose state says they may be waiting in a queue."""
@@ -268,7 +350,10 @@ class Hub:
                 log.exception("hub: reaper pass failed")
 
     def _fetch(self) -> None:
-        """Re-read dirty jobs in one batch; on the safety-net tick, every watched job."""
+        """Re-read dirty jobs in one batch; on the safety-net tick, every watched job.
+
+        A state announced while the read is in flight is at least as new as what the read returns,
+        so the read's answer for that job is dropped."""
         while True:
             if not self._wake.wait(self._poll_seconds):
                 self._dirty.update(self.watchers)
@@ -277,6 +362,7 @@ class Hub:
             dirty &= self.watchers.keys()
             if not dirty:
                 continue
+            self._arrived = set()
             try:
                 states = statestore.read_many_raw(self._connection, dirty)
             except redis.RedisError as exc:
@@ -285,13 +371,11 @@ class Hub:
                 gevent.sleep(0.5)
                 self._wake.set()
                 continue
+            finally:
+                arrived, self._arrived = self._arrived, None
             for job_id, stored in states.items():
-                if job_id in self.watchers and self.latest.get(job_id) != stored:
-                    self.latest[job_id] = stored
-                    self._track_queued(job_id, stored)
-                    self._settle(job_id, stored)
-                    for subscription in list(self.watchers[job_id]):
-                        subscription.notify(job_id)
+                if job_id in self.watchers and job_id not in arrived:  # else pub/sub brought a newer one meanwhile
+                    self._apply(job_id, stored)
 
     def _settle(self, job_id: str, raw: bytes) -> None:
         """Note whether RQ's hash of this job still needs polling (decoded once per change)."""

@@ -1,0 +1,65 @@
+"""The hub reads a queue for places in line only when the line moved (or at its periodic full read).
+
+Usage: python -m tests.place_marks_probe REDIS_URL — prints one JSON line of observations.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import redis  # noqa: E402
+
+from jobapp import keys, positions  # noqa: E402
+from jobapp.watch import hub as hub_module  # noqa: E402
+from jobapp.watch.hub import Hub  # noqa: E402
+
+
+def until(check, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        gevent.sleep(0.05)
+    return False
+
+
+def scans(conn: redis.Redis) -> int:
+    stats = conn.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("lpos", "lrange"))
+
+
+def main(url: str) -> None:
+    conn = redis.Redis.from_url(url)
+    queue = "place-marks-probe-queue"
+    ids = [f"place-marks-{i}" for i in range(3)]
+    conn.delete(positions.queue_key(queue))
+    conn.rpush(positions.queue_key(queue), "ahead", *ids)
+    for updated, job_id in enumerate(ids, start=1):
+        event = {"jobId": job_id, "status": "pending", "progress": 0, "updatedAt": updated}
+        conn.set(keys.job_state(job_id), json.dumps({"owner": "u", "queue": queue, "event": event},
+                                                    separators=(",", ":")))
+    hub_module.FULL_LOOKUP_SECONDS = 1.5
+    hub = Hub(conn, poll_seconds=30, dead_worker_seconds=60, rq_poll_seconds=0, position_seconds=0.1)
+    sub = hub.subscribe(ids)
+    placed = until(lambda: [hub.positions.get(i) for i in ids] == [2, 3, 4])
+    before = scans(conn)
+    gevent.sleep(1.0)  # about ten intervals of a line that does not move
+    scans_while_still = scans(conn) - before
+    conn.lpop(positions.queue_key(queue))  # the job in front is taken
+    moved = until(lambda: [hub.positions.get(i) for i in ids] == [1, 2, 3], 5)
+    # The one change the marks miss: a job leaves the middle while another joins the end.
+    conn.lrem(positions.queue_key(queue), 0, ids[1])
+    conn.rpush(positions.queue_key(queue), "behind")
+    corrected = until(lambda: hub.positions.get(ids[2]) == 2, 10)
+    sub.close()
+    print(json.dumps({"placed": placed, "scans_while_still": scans_while_still, "moved": moved,
+                      "corrected_by_full_read": corrected}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
