@@ -4,7 +4,9 @@ A stream calls ``watcher.subscribe(job_ids)`` and then ``subscription.wait(timeo
 each call returns the stored states of the jobs that changed since the last call (empty on
 timeout; a pending job's state carries its current ``position``). ``wait`` also returns when a
 watched job's log grew; ``log_head(job_id)`` is then the id of its newest line (see ``joblog``). Two watchers sit behind it: the per-process hub (default) and the per-stream
-poller (the straightforward design, kept as the benchmark's reference).
+poller (the straightforward design, kept as the benchmark's reference). A subscription that can
+also call back on news (``ready()``, ``rawlink(callback)``, ``unlink(callback)``: the hub's) lets
+an idle stream wait with no greenlet at all (``streambody``, ``sseworker``).
 """
 
 from __future__ import annotations

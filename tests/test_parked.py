@@ -1,0 +1,58 @@
+"""Idle streams wait parked, with no greenlet each (jobapp/sseworker.py), and still do all a stream does:
+heartbeats, news, the terminal event, closing, and freeing their place under the per-user cap."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.sse_client import queue_character, raw_stream, read_until
+from tests.support import wait_until
+from tests.test_hub import metric
+
+STREAMS = 40
+
+
+def status_of(url: str) -> int:
+    """A stream request's status, without reading its body (a 200 stream never ends by itself)."""
+    with httpx.stream("GET", url, timeout=10) as response:
+        return response.status_code
+
+
+def read_to_end(sock) -> bytes:
+    received = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return received
+        received += data
+
+
+def test_idle_streams_hold_no_greenlet_yet_heartbeat_wake_end_and_free_their_place(service):
+    svc = service(workers=0, SSE_HEARTBEAT_SECONDS="0.5", MAX_STREAMS_PER_USER=str(STREAMS))
+    headers = svc.headers()
+    job = queue_character(svc.url, headers)
+    before = metric(svc.url, "jobapp_process_greenlets")
+    socks = [raw_stream(svc.url, job["streamUrl"], {}, timeout=30) for _ in range(STREAMS)]
+    try:
+        for sock in socks:
+            read_until(sock, b"data: ")
+        wait_until(lambda: metric(svc.url, "jobapp_open_streams") == STREAMS, what="every stream counted open")
+        # Each stream waits parked: the process holds about as many greenlets as before they opened.
+        parked = metric(svc.url, "jobapp_process_greenlets")
+        assert parked < before + STREAMS / 4, (before, parked)
+        assert status_of(f"{svc.url}{job['streamUrl']}") == 429, "the cap counts parked streams"
+        for sock in socks:  # a parked stream still sends its heartbeats
+            read_until(sock, b": keep-alive\n")
+
+        cancel = httpx.post(f"{svc.url}/api/v1/jobs/character/{job['jobId']}/cancel", headers=headers, timeout=10)
+        assert cancel.status_code < 300, cancel.text
+        for sock in socks:  # news wakes each one: the terminal event, the last chunk, the connection closed
+            rest = read_to_end(sock)
+            assert b'"status":"canceled"' in rest and rest.endswith(b"0\r\n\r\n"), rest[-300:]
+    finally:
+        for sock in socks:
+            sock.close()
+
+    wait_until(lambda: metric(svc.url, "jobapp_open_streams") == 0, what="every stream closed")
+    other = queue_character(svc.url, headers)
+    wait_until(lambda: status_of(f"{svc.url}{other['streamUrl']}") == 200, what="the cap's places freed")
