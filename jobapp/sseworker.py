@@ -7,8 +7,10 @@ cost. Here a response whose body is a ``streambody.StreamBody`` is driven by thi
 are written as they come and, when the stream goes idle (``streambody.Idle``) on a subscription
 that can call back (the hub's), the stream is *parked* — a small record holding its socket, its
 body and what the access log needs, a libev timer for the end of the wait and a callback on the
-subscription — and its greenlet ends. News or the timer resumes it in a fresh greenlet, which
-runs it to its next wait (a heartbeat, an event) and ends again.
+subscription — and its greenlet ends. News resumes it in a fresh greenlet, which runs it to its
+next wait and ends again. When the wait simply runs out (a heartbeat is due), the timer's callback
+takes the step itself, in gevent's hub, if the heartbeat's write goes through at once (it nearly
+always does): no greenlet at all, so idle streams cost little CPU too.
 
 What stays as gunicorn does it: headers and chunked framing (gunicorn's response object), the
 access log line and ``pre_request``/``post_request`` hooks once per stream, errors logged as
@@ -21,9 +23,10 @@ stream to send its ``retry:`` and close; gunicorn.conf.py).
 from __future__ import annotations
 
 import errno
+import os
 import time
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import gevent
 from gevent import socket as gsocket
@@ -51,7 +54,7 @@ class StreamPool(Pool):
 class _Stream:
     """One open stream between its greenlets: what it needs to write, log and close."""
 
-    __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle")
+    __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle", "pending")
 
     def __init__(self, worker: "Worker", pool: Optional[StreamPool], body: StreamBody, sock: Any,
                  req: Any, environ: dict, resp: Any, started: datetime) -> None:
@@ -59,40 +62,50 @@ class _Stream:
         self.req, self.environ, self.resp, self.started = req, environ, resp, started
         self.timer: Any = None
         self.idle: Optional[Idle] = None
+        self.pending: Union[bytes, Exception, None] = None  # what a step in the hub left to a greenlet
 
-    def run(self) -> bool:
-        """Write frames until the stream ends (True) or parks (False)."""
+    def run(self, item: Union[bytes, Idle, None] = None) -> bool:
+        """Write frames (``item`` first, if given) until the stream ends (True) or parks (False)."""
         body, resp = self.body, self.resp
         while True:
-            try:
-                item = body.step()
-            except StopIteration:
-                resp.close()  # the last chunk
-                return True
+            if item is None:
+                try:
+                    item = body.step()
+                except StopIteration:
+                    resp.close()  # the last chunk
+                    return True
             if item.__class__ is Idle:
                 subscription = item.subscription  # type: ignore[union-attr]
                 if parkable(subscription) and not subscription.ready() and self.worker.alive:
                     self.park(item)  # type: ignore[arg-type]
                     return False
                 body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
-                continue
-            resp.write(item)
+            else:
+                resp.write(item)
+            item = None
 
     def park(self, idle: Idle) -> None:
         if self.pool is not None:
             self.pool.parked += 1
         self.idle = idle
-        self.timer = gevent.get_hub().loop.timer(idle.timeout)
-        self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
+        self._start_timer(idle.timeout)
         idle.subscription.rawlink(self.wake)
 
+    def _start_timer(self, seconds: float) -> None:
+        self.timer = gevent.get_hub().loop.timer(seconds)
+        self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
+
     def wake(self, *_: Any) -> None:
-        """News or the end of the wait (called in the hub: must not block): resume in a greenlet."""
+        """News or the end of the wait (called in the hub: must not block): resume in a greenlet,
+        unless the wait simply ran out and the stream's next step is a heartbeat written here."""
         if self.timer is None:
             return  # already woken
         self.timer.close()
         self.timer = None
-        self.idle.subscription.unlink(self.wake)  # type: ignore[union-attr]
+        subscription = self.idle.subscription  # type: ignore[union-attr]
+        if not subscription.ready() and self.beat():
+            return
+        subscription.unlink(self.wake)
         greenlet = gevent.Greenlet(self.resume)
         if self.pool is not None:
             self.pool.parked -= 1
@@ -102,15 +115,55 @@ class _Stream:
                 pass
         greenlet.start()
 
-    def resume(self) -> None:
-        subscription, self.idle = self.idle.subscription, None  # type: ignore[union-attr]
-        self.body.woke(subscription.wait(0) if subscription.ready() else {})
-        self.serve()
-
-    def serve(self) -> bool:
-        """Run the stream in this greenlet until it parks (True) or ends; at its end (or on an
-        error) log it and close it, its body and its socket."""
+    def beat(self) -> bool:
+        """In the hub, with no news: step the stream while its steps only write small frames (a
+        heartbeat) that the socket takes at once, until it is idle again (True: still parked).
+        Anything else (its end, a write that would block, an error) is left, as ``pending``, to
+        the greenlet ``wake`` then starts (False). A step on no news reads nothing from Redis:
+        ``events`` only reads when a state is held or log lines are behind, which takes news."""
+        resp, body = self.resp, self.body
+        if not resp.headers_sent or resp.response_length is not None:
+            return False
+        body.woke({})
+        self.idle = None
         try:
+            while True:
+                item = body.step()
+                if item.__class__ is Idle:
+                    self.idle = item  # type: ignore[assignment]
+                    self._start_timer(item.timeout)  # type: ignore[union-attr]
+                    return True
+                data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item  # type: ignore[arg-type]
+                try:
+                    written = os.write(self.sock.fileno(), data)
+                except OSError:  # would block, or the client is gone: the greenlet's write finds out
+                    written = 0
+                resp.sent += len(item)  # type: ignore[arg-type]
+                if written < len(data):
+                    self.pending = data[written:]
+                    return False
+        except StopIteration:
+            return False  # the greenlet's next step ends it
+        except Exception as exc:  # noqa: BLE001 (raised again in the greenlet, logged as any stream error)
+            self.pending = exc
+            return False
+
+    def resume(self) -> None:
+        idle, self.idle = self.idle, None
+        pending, self.pending = self.pending, None
+        if idle is not None:  # woken by news, or the wait ran out: the stream takes what changed
+            subscription = idle.subscription
+            self.body.woke(subscription.wait(0) if subscription.ready() else {})
+        self.serve(pending)
+
+    def serve(self, pending: Union[bytes, Exception, None] = None) -> bool:
+        """Run the stream in this greenlet until it parks (True) or ends; at its end (or on an
+        error) log it and close it, its body and its socket. ``pending``: what ``beat`` left."""
+        try:
+            if isinstance(pending, Exception):
+                raise pending
+            if pending:
+                self.sock.sendall(pending)  # the rest of a frame, already framed and counted
             if not self.run():
                 return True
         except OSError as exc:
