@@ -102,8 +102,9 @@ class _Stream:
             return  # already woken
         self.timer.close()
         self.timer = None
-        subscription = self.idle.subscription  # type: ignore[union-attr]
-        if not subscription.ready() and self.beat():
+        idle = self.idle
+        subscription = idle.subscription  # type: ignore[union-attr]
+        if not (idle.reads or subscription.ready()) and self.beat():  # type: ignore[union-attr]
             return
         subscription.unlink(self.wake)
         greenlet = gevent.Greenlet(self.resume)
@@ -119,8 +120,9 @@ class _Stream:
         """In the hub, with no news: step the stream while its steps only write small frames (a
         heartbeat) that the socket takes at once, until it is idle again (True: still parked).
         Anything else (its end, a write that would block, an error) is left, as ``pending``, to
-        the greenlet ``wake`` then starts (False). A step on no news reads nothing from Redis:
-        ``events`` only reads when a state is held or log lines are behind, which takes news."""
+        the greenlet ``wake`` then starts (False). Only for an ``Idle`` that does not ``read``: a
+        step on no news then reads nothing from Redis (``events`` reads when a state is held or
+        log lines are behind, which takes news, or to retry a failed read, which ``reads`` says)."""
         resp, body = self.resp, self.body
         if not resp.headers_sent or resp.response_length is not None:
             return False
@@ -131,6 +133,8 @@ class _Stream:
                 item = body.step()
                 if item.__class__ is Idle:
                     self.idle = item  # type: ignore[assignment]
+                    if item.subscription.ready():  # type: ignore[union-attr]  (cannot happen: nothing ran)
+                        return False
                     self._start_timer(item.timeout)  # type: ignore[union-attr]
                     return True
                 data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item  # type: ignore[arg-type]

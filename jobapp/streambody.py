@@ -15,13 +15,18 @@ from typing import Any, Callable, Generator, Optional, Union
 
 
 class Idle:
-    """What ``events`` yields instead of waiting: resume it with ``subscription.wait(timeout)``'s answer."""
+    """What ``events`` yields instead of waiting: resume it with ``subscription.wait(timeout)``'s answer.
 
-    __slots__ = ("subscription", "timeout")
+    ``reads``: the stream's next step reads Redis even if nothing changes (it waits to retry a
+    failed read). Otherwise a wait that runs out with no news leads only to a heartbeat, the
+    stream's end, or another wait, which jobapp's worker may then take without a greenlet."""
 
-    def __init__(self, subscription: Any, timeout: float) -> None:
+    __slots__ = ("subscription", "timeout", "reads")
+
+    def __init__(self, subscription: Any, timeout: float, reads: bool = False) -> None:
         self.subscription = subscription
         self.timeout = timeout
+        self.reads = reads
 
 
 Frames = Generator[Union[str, Idle], Optional[dict], None]

@@ -163,7 +163,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 timeout = 0 if busy else min(quiet, settings.deadline - now)
             if timeout > 0:  # idle: the body waits (streambody), with nothing stale held meanwhile
                 changed = frames = None
-                changed = yield Idle(subscription, timeout)
+                changed = yield Idle(subscription, timeout, reads=busy)
             else:
                 changed = subscription.wait(0)
             for job_id, stored in changed.items():
