@@ -1,0 +1,65 @@
+"""The web pool's queue of free connections serves waiters in arrival order (``redisconn.FairLifoQueue``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from queue import Empty, Full
+
+import pytest
+
+from jobapp.redisconn import FairLifoQueue
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met")
+        time.sleep(0.005)
+
+
+def test_filled_until_full_and_last_in_first_out_while_free():
+    q = FairLifoQueue(3)
+    for item in (None, None, None):
+        q.put_nowait(None)
+    with pytest.raises(Full):
+        q.put_nowait(None)
+    assert [q.get(), q.get(), q.get()] == [None, None, None]
+    q.put_nowait("a")
+    q.put_nowait("b")
+    assert q.get() == "b"  # the connection used last is used again first
+    assert q.queue == ["a"]
+
+
+def test_a_returned_connection_goes_to_the_longest_waiter_not_to_a_newcomer():
+    q = FairLifoQueue(1)
+    got: list[tuple[str, str]] = []
+
+    def waiter(name: str) -> None:
+        got.append((name, q.get(timeout=30)))
+
+    threads = []
+    for name in ("first", "second"):
+        t = threading.Thread(target=waiter, args=(name,))
+        t.start()
+        threads.append(t)
+        _wait_for(lambda n=len(threads): len(q._waiters) == n)  # arrival order is fixed
+    q.put_nowait("conn-1")
+    with pytest.raises(Empty):
+        q.get(block=False)  # a newcomer finds nothing free: it went to "first"
+    _wait_for(lambda: len(got) == 1)
+    q.put_nowait("conn-2")
+    for t in threads:
+        t.join(10)
+    assert got == [("first", "conn-1"), ("second", "conn-2")]
+    assert q.queue == [] and not q._waiters
+
+
+def test_a_waiter_that_times_out_leaves_the_line():
+    q = FairLifoQueue(1)
+    with pytest.raises(Empty):
+        q.get(timeout=0.01)
+    assert not q._waiters
+    q.put_nowait("conn")  # not handed to the waiter that left
+    assert q.get(block=False) == "conn"
