@@ -99,8 +99,34 @@ class ReportingRetry(Retry):
             raise
 
 
+class SentAt:
+    """A script argument the connection fills in as it sends the command: the local epoch ms at that
+    moment plus ``plus_ms`` (the moment itself is kept in ``local_ms``).
+
+    A stalled Redis runs what it was sent when it resumes, after the request that sent it was already
+    answered 503. A script told the moment its client gives up (in Redis's clock) can refuse work that
+    reaches it too late. Only ``EVAL``/``EVALSHA`` arguments are looked at.
+    """
+
+    __slots__ = ("plus_ms", "local_ms")
+
+    def __init__(self, plus_ms: float) -> None:
+        self.plus_ms = plus_ms
+        self.local_ms = 0.0
+
+    def fill(self) -> str:
+        self.local_ms = time.time() * 1000
+        return str(int(self.local_ms + self.plus_ms))
+
+
 class _ReportsReplies:
-    """Mixed into the pool's connection class: each reply read closes the breaker."""
+    """Mixed into the pool's connection class: each reply read closes the breaker; ``SentAt``
+    arguments are filled in as a script is sent."""
+
+    def send_command(self, *args, **kwargs):
+        if args and args[0] in ("EVALSHA", "EVAL"):
+            args = tuple(a.fill() if type(a) is SentAt else a for a in args)
+        return super().send_command(*args, **kwargs)
 
     def read_response(self, *args, **kwargs):
         try:
