@@ -39,9 +39,9 @@ from .redisconn import SentAt
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the user's hash for this route. ARGV: n, amount_1, seconds_1, ..., amount_n, seconds_n, the
-# deadline (Redis's epoch ms after which the client has given up; "" for none), then the writes to make
-# if the request is allowed, each as argc, command, arg_1, ..., arg_argc-1.
+# KEYS[1]: the user's hash for this route. ARGV: the deadline (Redis's epoch ms after which the client has
+# given up; "" for none), n, amount_1, seconds_1, ..., amount_n, seconds_n, then the writes to make if the
+# request is allowed, each as argc, command, arg_1, ..., arg_argc-1.
 # Fields "<amount>/<seconds>:w|c|p": that limit's window number, its count and the previous window's.
 # Returns {allowed (1/0; -1: past the deadline, nothing done), retry_after_ms, limit, remaining, reset_ms,
 # now_ms} for the tightest limit.
@@ -50,20 +50,20 @@ log = logging.getLogger(__name__)
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1])
-local deadline = tonumber(ARGV[2 * n + 2])
+local deadline = tonumber(ARGV[1])
 if deadline and now > deadline then return {-1, 0, 0, 0, 0, now} end
+local n = tonumber(ARGV[2])
 local names = {}
 for i = 1, n do
-  local base = ARGV[2 * i] .. '/' .. ARGV[2 * i + 1] .. ':'
+  local base = ARGV[2 * i + 1] .. '/' .. ARGV[2 * i + 2] .. ':'
   names[3 * i - 2], names[3 * i - 1], names[3 * i] = base .. 'w', base .. 'c', base .. 'p'
 end
 local h = redis.call('HMGET', KEYS[1], unpack(names))
 local allowed, retry, tight_limit, tight_remaining, tight_reset, longest = 1, 0, 0, math.huge, 0, 0
 local writes = {}
 for i = 1, n do
-  local amount = tonumber(ARGV[2 * i])
-  local span = tonumber(ARGV[2 * i + 1]) * 1000
+  local amount = tonumber(ARGV[2 * i + 1])
+  local span = tonumber(ARGV[2 * i + 2]) * 1000
   if span > longest then longest = span end
   local window = math.floor(now / span)
   local w, c, p = tonumber(h[3 * i - 2]), tonumber(h[3 * i - 1]) or 0, tonumber(h[3 * i]) or 0
@@ -93,7 +93,7 @@ end
 if allowed == 1 then
   redis.call('HSET', KEYS[1], unpack(writes))
   redis.call('PEXPIRE', KEYS[1], 2 * longest)
-  local i = 2 * n + 3
+  local i = 2 * n + 3  -- the first write's argc
   while i <= #ARGV do
     local argc = tonumber(ARGV[i])
     redis.call(unpack(ARGV, i + 1, i + argc))
@@ -147,7 +147,7 @@ class RateLimit:
 
     def _run(self, connection: redis.Redis, scope: str, user_id: str, deadline: Any,
              writes: Iterable[tuple[Any, ...]]) -> list[int]:
-        args: list[Any] = [*self.argv, deadline]
+        args: list[Any] = [deadline, *self.argv]
         for command in writes:
             args.append(len(command))
             args.extend(command)

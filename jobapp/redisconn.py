@@ -105,7 +105,7 @@ class SentAt:
 
     A stalled Redis runs what it was sent when it resumes, after the request that sent it was already
     answered 503. A script told the moment its client gives up (in Redis's clock) can refuse work that
-    reaches it too late. Only ``EVAL``/``EVALSHA`` arguments are looked at.
+    reaches it too late. Only the first argument after a script's keys is looked at.
     """
 
     __slots__ = ("plus_ms", "local_ms")
@@ -124,8 +124,10 @@ class _ReportsReplies:
     arguments are filled in as a script is sent."""
 
     def send_command(self, *args, **kwargs):
-        if args and args[0] in ("EVALSHA", "EVAL"):
-            args = tuple(a.fill() if type(a) is SentAt else a for a in args)
+        if args[0] in ("EVALSHA", "EVAL") and len(args) > 3 + args[2]:  # name, script, numkeys, keys..., argv...
+            at = 3 + args[2]
+            if type(args[at]) is SentAt:
+                args = (*args[:at], args[at].fill(), *args[at + 1:])
         return super().send_command(*args, **kwargs)
 
     def read_response(self, *args, **kwargs):
