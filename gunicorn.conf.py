@@ -15,6 +15,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobap
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8088')}"
 worker_class = "gevent"
+# gunicorn parses requests with gunicorn-h1c's C parser when it is installed (requirements.txt), else in Python.
+http_parser = "auto"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 # Each open SSE stream holds one connection (and one greenlet) for its whole life.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "20000"))

@@ -130,3 +130,19 @@ def test_cli_mints_a_token_the_api_accepts(app, client):
     token = result.output.strip()
     assert pyjwt.decode(token, SECRET, algorithms=["HS256"])["sub"] == "dave"
     assert client.post(CHAR, json={"name": "A", "age": 1}, headers={"Authorization": f"Bearer {token}"}).status_code == 202
+
+
+def test_stream_tokens_are_the_tokens_pyjwt_makes():
+    """``mint_stream_token`` signs with the standard library; the token is PyJWT's own, byte for byte."""
+    import jwt as pyjwt
+
+    from jobapp.auth import STREAM_AUDIENCE, mint_stream_token
+
+    secret = "a-test-secret-of-more-than-32-characters"
+    token = mint_stream_token("ünïcode user", "job:character:0b82c9d3-693b-4951-aa71-e3cdbfc2dba4", 60, secret=secret)
+    claims = pyjwt.decode(token, secret, algorithms=["HS256"], audience=STREAM_AUDIENCE)
+    assert claims["sub"] == "ünïcode user" and claims["exp"] - claims["iat"] == 60
+    assert pyjwt.encode(claims, secret, algorithm="HS256") == token
+    assert pyjwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(token, secret + "x", algorithms=["HS256"], audience=STREAM_AUDIENCE)
