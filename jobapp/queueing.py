@@ -100,7 +100,7 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
     if options is None:
         body = {"dependsOn": depends_on, "runAt": run_at.isoformat() if run_at else None}
         _, options = queueopts.split({k: v for k, v in body.items() if v is not None}, config.MAX_SCHEDULE_SECONDS)
-    depends = dependencies.check(connection, owner, options.depends_on)
+    depends = dependencies.check(connection, owner, options.depends_on) if options.depends_on else {}
     meta = {"owner": owner, "jobType": kind.name, "progress": 0, "maxAttempts": kind.max_attempts,
             "waitingFor": dependencies.waiting_for(depends)}
     try:
