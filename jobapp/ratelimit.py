@@ -35,7 +35,7 @@ from limits import parse_many
 from . import keys
 from .errors import ApiError
 from .extensions import redis_client
-from .redisconn import SentAt
+from .redisconn import ScriptBatcher, SentAt
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class RateLimit:
         self.argv: list[int] = [len(self.items)]
         for item in self.items:
             self.argv += [item.amount, item.get_expiry()]
+        self.batcher = ScriptBatcher(connection)  # concurrent requests' scripts share round trips
         self._offset_ms: Optional[float] = None  # Redis's epoch ms minus this process's, learned from answers
         self.describe = "; ".join(f"{i.amount} per {i.multiples} {i.GRANULARITY.name}" for i in self.items)
 
@@ -151,6 +152,8 @@ class RateLimit:
         for command in writes:
             args.append(len(command))
             args.extend(command)
+        if connection is self.batcher.client:  # the app's client (not a connection held for a WAIT)
+            return self.batcher.call(self.script, [keys.rate_limit(scope, user_id)], args)
         return self.script(keys=[keys.rate_limit(scope, user_id)], args=args, client=connection)
 
     @staticmethod

@@ -375,3 +375,114 @@ def memory_report(client: redis.Redis) -> dict[str, Any]:
 
 EVICTION_WARNING = ("Redis maxmemory-policy is {policy!r}: when memory fills, Redis deletes keys and jobs "
                     "vanish silently. Set maxmemory-policy noeviction (RQ needs it).")
+
+
+class _Call:
+    __slots__ = ("script", "keys", "args", "event", "reply", "error", "taken", "done")
+
+    def __init__(self, script: Any, keys: list, args: list) -> None:
+        self.script, self.keys, self.args = script, keys, args
+        self.event = threading.Event()  # done, or: lead the next batch
+        self.reply: Any = None
+        self.error: Optional[BaseException] = None
+        self.taken = self.done = False
+
+
+class ScriptBatcher:
+    """Script calls that many requests make at the same moment go to Redis together.
+
+    Each call joins a queue; while fewer than ``max_in_flight`` batches are on the wire, a caller
+    takes every queued call (its own among them) and sends them as one pipeline: no ``MULTI`` (each
+    script is atomic on its own), one ``send``, the replies read in order, each caller woken with
+    its own. Under load a batch forms while the one before is on the wire, so a request pays a share
+    of one round trip instead of one of its own, and waits for no pooled connection. ``SentAt``
+    arguments are filled as the batch is packed. Each call's Redis error is its own; a connection
+    error or timeout fails the whole batch (the breaker is told, as for any command).
+    """
+
+    def __init__(self, client: redis.Redis, max_in_flight: int = 3) -> None:
+        self.client = client
+        self.max_in_flight = max_in_flight
+        self._queue: list[_Call] = []
+        self._in_flight = 0
+        self._lock = threading.Lock()  # gevent's under gunicorn's gevent worker
+
+    def call(self, script: Any, keys: list, args: list) -> Any:
+        """``script(keys=keys, args=args)``'s reply (or its error, raised)."""
+        me = _Call(script, keys, args)
+        with self._lock:
+            self._queue.append(me)
+        while True:
+            with self._lock:
+                if me.done:
+                    break
+                batch: Optional[list[_Call]] = None
+                if not me.taken and self._in_flight < self.max_in_flight:
+                    self._in_flight += 1
+                    batch, self._queue = self._queue, []
+                    for call in batch:
+                        call.taken = True
+                else:
+                    me.event.clear()
+            if batch is None:
+                me.event.wait()
+                continue
+            try:
+                self._run(batch)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    if self._queue and self._in_flight < self.max_in_flight:
+                        self._queue[0].event.set()  # the longest waiting leads the next batch
+        if me.error is not None:
+            raise me.error
+        return me.reply
+
+    def _run(self, batch: list[_Call]) -> None:
+        pool = self.client.connection_pool
+        replies: list[Any] = []
+        try:
+            connection = pool.get_connection()
+            try:
+                commands = [("EVALSHA", call.script.sha, len(call.keys), *call.keys,
+                             *(a.fill() if type(a) is SentAt else a for a in call.args)) for call in batch]
+
+                def send_and_read() -> list[Any]:
+                    replies.clear()
+                    connection.send_packed_command(connection.pack_commands(commands))
+                    for _ in commands:
+                        try:
+                            replies.append(connection.read_response())
+                        except redis.ResponseError as exc:  # this script's own error: the others stand
+                            replies.append(exc)
+                    return replies
+
+                connection.retry.call_with_retry(send_and_read, lambda error: connection.disconnect())
+            except BaseException:
+                connection.disconnect()  # replies may be left unread
+                raise
+            finally:
+                pool.release(connection)
+        except BaseException as exc:
+            shared = exc if isinstance(exc, Exception) else redis.ConnectionError("the batch was interrupted")
+            self._settle(batch, [shared] * len(batch))
+            if shared is not exc:
+                raise  # the leader's own greenlet is being killed: let it end
+            return
+        for index, (call, reply) in enumerate(zip(batch, replies)):
+            if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis: load it, once per call
+                try:
+                    replies[index] = call.script(keys=call.keys, args=call.args, client=self.client)
+                except Exception as exc:  # noqa: BLE001 - the caller's to handle
+                    replies[index] = exc
+        self._settle(batch, replies)
+
+    def _settle(self, batch: list[_Call], replies: list[Any]) -> None:
+        with self._lock:
+            for call, reply in zip(batch, replies):
+                if isinstance(reply, BaseException):
+                    call.error = reply
+                else:
+                    call.reply = reply
+                call.done = True
+                call.event.set()

@@ -63,3 +63,51 @@ def test_a_waiter_that_times_out_leaves_the_line():
     assert not q._waiters
     q.put_nowait("conn")  # not handed to the waiter that left
     assert q.get(block=False) == "conn"
+
+
+def test_scripts_called_at_once_share_round_trips_and_keep_their_own_replies_and_errors():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    from jobapp.devredis import RedisServer
+    from jobapp.redisconn import ScriptBatcher
+
+    server = RedisServer().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        echo = client.register_script("if ARGV[1] == 'fail' then return redis.error_reply('ERR asked to') end "
+                                      "redis.call('RPUSH', KEYS[1], ARGV[1]) return ARGV[1]")
+        client.script_flush()  # the batcher loads a script Redis lost
+        batcher = ScriptBatcher(client, max_in_flight=1)
+        batches: list[int] = []
+        run = batcher._run
+        batcher._run = lambda batch: (batches.append(len(batch)), run(batch))[1]
+        calls_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        words = [f"w{i}" if i % 7 else "fail" for i in range(60)]
+
+        def call(word: str):
+            try:
+                return batcher.call(echo, ["list"], [word])
+            except redis.ResponseError as exc:
+                return exc
+
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(call, words))
+        for word, reply in zip(words, replies):
+            if word == "fail":
+                assert isinstance(reply, redis.ResponseError) and "asked to" in str(reply)
+            else:
+                assert reply == word.encode()
+        assert sorted(client.lrange("list", 0, -1)) == sorted(w.encode() for w in words if w != "fail")
+        assert client.info("commandstats")["cmdstat_evalsha"]["calls"] - calls_before >= len(words)
+        assert sum(batches) == len(words) and len(batches) < len(words), "calls made at once went together"
+        server.process.send_signal(__import__("signal").SIGSTOP)
+        try:
+            slow = ScriptBatcher(redis.Redis.from_url(server.url, socket_timeout=0.2))
+            with pytest.raises(redis.TimeoutError):
+                slow.call(echo, ["list"], ["late"])
+        finally:
+            server.process.send_signal(__import__("signal").SIGCONT)
+    finally:
+        server.stop()
