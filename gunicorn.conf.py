@@ -1,10 +1,12 @@
 """gunicorn settings for the web process: gevent greenlets, one per open stream."""
 
+import logging
 import os
 import re
 import resource
 import shutil
 import tempfile
+import traceback
 import weakref
 
 from gunicorn.glogging import Logger
@@ -46,11 +48,28 @@ class AccessLogger(Logger):
 
     LEAN = frozenset({"h", "m", "U", "H", "s", "B", "M", "{x-request-id}o"})
 
-    def atoms(self, resp, req, environ, request_time):
+    def _is_lean(self) -> bool:
         lean = self.__dict__.get("_lean")
         if lean is None:
             lean = self._lean = set(re.findall(r"%\(([^)]*)\)s", self.cfg.access_log_format)) <= self.LEAN
-        if not lean:
+        return lean
+
+    def access(self, resp, req, environ, request_time):
+        """The line gunicorn's ``access`` logs, handed to the access logger's handlers without the
+        caller lookup ``Logger.info`` makes (a walk up the stack to name the file and line, which no
+        format here prints)."""
+        log = self.access_log
+        if not self.access_log_enabled or not self._is_lean() or not log.isEnabledFor(logging.INFO):
+            return super().access(resp, req, environ, request_time)
+        try:
+            atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
+            log.handle(log.makeRecord(log.name, logging.INFO, "gunicorn.glogging", 0, self.cfg.access_log_format,
+                                      (atoms,), None))
+        except Exception:  # noqa: BLE001 - as gunicorn: a log line never fails a request
+            self.error(traceback.format_exc())
+
+    def atoms(self, resp, req, environ, request_time):
+        if not self._is_lean():
             return super().atoms(resp, req, environ, request_time)
         status = resp.status
         if isinstance(status, str):

@@ -32,9 +32,12 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
-from redis.utils import SENTINEL
+from redis.utils import HIREDIS_AVAILABLE, SENTINEL
 
 from .config import Config
+
+if HIREDIS_AVAILABLE:
+    import hiredis
 
 log = logging.getLogger("jobapp.redis")
 
@@ -377,6 +380,14 @@ EVICTION_WARNING = ("Redis maxmemory-policy is {policy!r}: when memory fills, Re
                     "vanish silently. Set maxmemory-policy noeviction (RQ needs it).")
 
 
+def _pack(connection: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """The commands in Redis's protocol, ready to send: hiredis's packer straight (our arguments are
+    str, bytes and numbers, never what redis-py's own pass converts first), else the connection's."""
+    if HIREDIS_AVAILABLE:
+        return [b"".join([hiredis.pack_command(command) for command in commands])]
+    return connection.pack_commands(commands)
+
+
 class _Call:
     __slots__ = ("script", "keys", "args", "event", "reply", "error", "taken", "done")
 
@@ -449,9 +460,11 @@ class ScriptBatcher:
                 commands = [("EVALSHA", call.script.sha, len(call.keys), *call.keys,
                              *(a.fill() if type(a) is SentAt else a for a in call.args)) for call in batch]
 
+                packed = _pack(connection, commands)
+
                 def send_and_read() -> list[Any]:
                     replies.clear()
-                    connection.send_packed_command(connection.pack_commands(commands))
+                    connection.send_packed_command(packed)
                     for _ in commands:
                         try:
                             replies.append(connection.read_response())
