@@ -146,3 +146,18 @@ def test_stream_tokens_are_the_tokens_pyjwt_makes():
     assert pyjwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
     with pytest.raises(pyjwt.InvalidSignatureError):
         pyjwt.decode(token, secret + "x", algorithms=["HS256"], audience=STREAM_AUDIENCE)
+
+
+def test_an_accepted_token_is_refused_once_it_expires(client):
+    """Accepted tokens are remembered (``auth._AcceptedTokens``); expiry still ends them."""
+    exp = int(time.time()) + 2
+    token = pyjwt.encode({"sub": "dora", "exp": exp}, SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200  # found among the accepted
+    while time.time() < exp:  # the moment PyJWT calls it expired
+        time.sleep(0.05)
+    late = client.get("/api/v1/jobs", headers=headers)
+    assert late.status_code == 401 and late.get_json()["error"]["code"] == "token_expired"
+    other = pyjwt.encode({"sub": "dora", "exp": exp + 3600}, SECRET + "-other", algorithm="HS256")
+    assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {other}"}).status_code == 401
