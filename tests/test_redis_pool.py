@@ -111,3 +111,59 @@ def test_scripts_called_at_once_share_round_trips_and_keep_their_own_replies_and
             server.process.send_signal(__import__("signal").SIGCONT)
     finally:
         server.stop()
+
+
+def test_a_caller_interrupted_as_its_turn_to_lead_comes_hands_the_turn_on(monkeypatch):
+    """A greenlet killed while it waits (a client gone) must not strand the callers behind it."""
+    import redis
+
+    from jobapp import redisconn
+    from jobapp.devredis import RedisServer
+
+    class Killed(BaseException):
+        pass
+
+    class DoomedEvent(threading.Event):
+        def wait(self, timeout=None):
+            super().wait(timeout)
+            raise Killed  # killed just as it was woken to lead
+
+    made: list[redisconn._Call] = []
+
+    class Call(redisconn._Call):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            if not made:
+                self.event = DoomedEvent()
+            made.append(self)
+
+    monkeypatch.setattr(redisconn, "_Call", Call)
+    server = RedisServer().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        echo = client.register_script("return ARGV[1]")
+        batcher = redisconn.ScriptBatcher(client)
+        batcher._in_flight = 1  # a batch is on the wire: callers line up
+        outcome: dict[str, object] = {}
+
+        def call(word: str) -> None:
+            try:
+                outcome[word] = batcher.call(echo, [], [word])
+            except Killed:
+                outcome[word] = "killed"
+
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        _wait_for(lambda: len(batcher._queue) == 1)
+        second = threading.Thread(target=call, args=("second",))
+        second.start()
+        _wait_for(lambda: len(batcher._queue) == 2)
+        with batcher._lock:  # the batch on the wire ends: the first in line is told to lead
+            batcher._in_flight = 0
+            batcher._queue[0].event.set()
+        first.join(10)
+        second.join(10)
+        assert outcome == {"first": "killed", "second": b"second"}
+        assert batcher._queue == [] and batcher._in_flight == 0
+    finally:
+        server.stop()
