@@ -10,11 +10,12 @@ is made here, and is echoed in the response's ``X-Request-ID``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
+import secrets
 import sys
-import uuid
 from contextvars import ContextVar
 from typing import Optional
 
@@ -88,13 +89,33 @@ def configure(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+class _RequestIds:
+    """Request ids made here: 32 hex characters, 20 drawn at random per process and a 12-digit counter.
+    As unique as a random id across processes, without reading the OS's random source for every
+    request as ``uuid4`` does (a system call per request)."""
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)  # gunicorn's workers are forks: each draws its own
+
+    def renew(self) -> None:
+        self._prefix = secrets.token_hex(10)
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_request_ids = _RequestIds()
+
+
 def init_app(app: Flask) -> None:
     configure()
 
     @app.before_request
     def _request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if incoming and _VALID_ID.match(incoming) else _request_ids.next()
 
     @app.after_request
     def _echo_request_id(response):

@@ -21,7 +21,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from . import dependencies, queueopts, registry, state, statestore, userjobs
+from . import dependencies, queueopts, ratelimit, registry, state, statestore, userjobs
 from .config import Config, settings
 from .errors import ApiError, not_found
 from .exceptions import InvalidParams, UnknownJobType
@@ -78,7 +78,8 @@ def validate(job_type: registry.JobType, params: Any) -> dict:
 
 
 def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOptions] = None,
-            depends_on: Optional[list[str]] = None, run_at: Optional[datetime] = None) -> dict:
+            depends_on: Optional[list[str]] = None, run_at: Optional[datetime] = None,
+            gate: Optional["ratelimit.Gate"] = None) -> dict:
     """Queue a ``job_type`` job with ``params`` for user ``owner``; the 202 answer's ``data`` object.
 
     Validates ``params`` like the HTTP route (raises ``InvalidParams`` with ``.fields``), then
@@ -87,7 +88,9 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
     carries a stream token, so a page can open it with ``EventSource`` as it is. Works inside a
     Flask app (the app's Redis) and in a plain script or worker (``REDIS_URL``, ``JOBAPP_JOBS``).
     ``depends_on`` (the owner's job ids to wait for) and ``run_at`` (an aware datetime) are the
-    queue body's ``dependsOn`` and ``runAt``; the HTTP route passes them parsed as ``options``.
+    queue body's ``dependsOn`` and ``runAt``; the HTTP route passes them parsed as ``options``, and
+    its rate limit as ``gate``, which counts the request in the same round trip as the writes (429
+    and nothing written past the limit).
     """
     config, connection, queue = _runtime(job_type)
     kind = _job_type(job_type)
@@ -97,7 +100,7 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
     if options is None:
         body = {"dependsOn": depends_on, "runAt": run_at.isoformat() if run_at else None}
         _, options = queueopts.split({k: v for k, v in body.items() if v is not None}, config.MAX_SCHEDULE_SECONDS)
-    depends = dependencies.check(connection, owner, options.depends_on)
+    depends = dependencies.check(connection, owner, options.depends_on) if options.depends_on else {}
     meta = {"owner": owner, "jobType": kind.name, "progress": 0, "maxAttempts": kind.max_attempts,
             "waitingFor": dependencies.waiting_for(depends)}
     try:
@@ -118,7 +121,10 @@ def enqueue(job_type: str, params: Any, owner: str, *, options: Optional[QueueOp
                     )
                     event = statestore.record(writer, job, pipeline=pipe)
                     userjobs.add(pipe, owner, job.id, event["updatedAt"], config.JOB_RESULT_TTL + config.JOB_TIMEOUT)
-                    pipe.execute()
+                    if gate is None:
+                        pipe.execute()
+                    else:
+                        gate.commit(writer, pipe)
                     break
                 except redis.WatchError:  # a dependency changed while RQ checked it: check again
                     continue

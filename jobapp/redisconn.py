@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
+from collections import deque
 from contextlib import contextmanager
+from queue import Empty, Full
 from typing import Any, Iterator, Optional
 
 import redis
@@ -29,9 +32,12 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
-from redis.utils import SENTINEL
+from redis.utils import HIREDIS_AVAILABLE, SENTINEL
 
 from .config import Config
+
+if HIREDIS_AVAILABLE:
+    import hiredis
 
 log = logging.getLogger("jobapp.redis")
 
@@ -96,8 +102,36 @@ class ReportingRetry(Retry):
             raise
 
 
+class SentAt:
+    """A script argument the connection fills in as it sends the command: the local epoch ms at that
+    moment plus ``plus_ms`` (the moment itself is kept in ``local_ms``).
+
+    A stalled Redis runs what it was sent when it resumes, after the request that sent it was already
+    answered 503. A script told the moment its client gives up (in Redis's clock) can refuse work that
+    reaches it too late. Only the first argument after a script's keys is looked at.
+    """
+
+    __slots__ = ("plus_ms", "local_ms")
+
+    def __init__(self, plus_ms: float) -> None:
+        self.plus_ms = plus_ms
+        self.local_ms = 0.0
+
+    def fill(self) -> str:
+        self.local_ms = time.time() * 1000
+        return str(int(self.local_ms + self.plus_ms))
+
+
 class _ReportsReplies:
-    """Mixed into the pool's connection class: each reply read closes the breaker."""
+    """Mixed into the pool's connection class: each reply read closes the breaker; ``SentAt``
+    arguments are filled in as a script is sent."""
+
+    def send_command(self, *args, **kwargs):
+        if args[0] in ("EVALSHA", "EVAL") and len(args) > 3 + args[2]:  # name, script, numkeys, keys..., argv...
+            at = 3 + args[2]
+            if type(args[at]) is SentAt:
+                args = (*args[:at], args[at].fill(), *args[at + 1:])
+        return super().send_command(*args, **kwargs)
 
     def read_response(self, *args, **kwargs):
         try:
@@ -122,11 +156,79 @@ def _pool_exhausted(exc: BaseException) -> bool:
     return isinstance(exc, redis.ConnectionError) and str(exc) == "No connection available."
 
 
+class _Waiter:
+    __slots__ = ("event", "item", "served")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()  # gevent's under gunicorn's gevent worker (monkey-patched)
+        self.item: Any = None
+        self.served = False
+
+
+class FairLifoQueue:
+    """The pool's free connections, handed out first come first served to those waiting for one.
+
+    redis-py's pool uses ``queue.LifoQueue`` (gevent's own queue under gunicorn's gevent worker).
+    Both wake a waiter on ``put`` but let any caller that arrives meanwhile take the connection
+    first, and the woken waiter waits again. With more requests in flight than
+    ``REDIS_MAX_CONNECTIONS`` some requests lost that race over and over: the queue route's p99 was
+    12x its p50 over 16 keep-alive connections. Here a returned connection goes straight to the
+    longest waiter, and a newcomer waits behind those already waiting. Free connections stay
+    last in, first out, as redis-py expects (it opens new ones only on demand). The part of
+    ``queue.Queue`` redis-py uses: ``get``, ``put_nowait`` (raising ``Full``) and ``queue``.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self.queue: list[Any] = []  # free connections (None: room for a new one); the last is handed out first
+        self._waiters: deque[_Waiter] = deque()  # never non-empty while ``queue`` is
+        self._mutex = threading.Lock()  # gevent's under gunicorn's gevent worker (monkey-patched)
+
+    def qsize(self) -> int:
+        return len(self.queue)
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        with self._mutex:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.item, waiter.served = item, True
+                waiter.event.set()
+                return
+            if 0 < self.maxsize <= len(self.queue):
+                raise Full  # redis-py fills the pool with put_nowait until Full, and never blocks here
+            self.queue.append(item)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        with self._mutex:
+            if self.queue:
+                return self.queue.pop()
+            if not block:
+                raise Empty
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(timeout)
+        with self._mutex:
+            if waiter.served:
+                return waiter.item
+            self._waiters.remove(waiter)  # timed out
+            raise Empty
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+
 class GuardedPool(redis.BlockingConnectionPool):
     """A bounded pool that refuses at once while its breaker is open (``breaker`` None: never); the
-    one caller let through to probe sends a ``PING`` first and is refused too if it goes unanswered."""
+    one caller let through to probe sends a ``PING`` first and is refused too if it goes unanswered.
+    A burst waits for a free connection in arrival order (``FairLifoQueue``)."""
 
     breaker: Optional[Breaker] = None
+
+    def __init__(self, *args: Any, queue_class: type = FairLifoQueue, **kwargs: Any) -> None:
+        super().__init__(*args, queue_class=queue_class, **kwargs)
 
     def get_connection(self, *args, **kwargs):
         breaker = self.breaker
@@ -276,3 +378,136 @@ def memory_report(client: redis.Redis) -> dict[str, Any]:
 
 EVICTION_WARNING = ("Redis maxmemory-policy is {policy!r}: when memory fills, Redis deletes keys and jobs "
                     "vanish silently. Set maxmemory-policy noeviction (RQ needs it).")
+
+
+def _pack(connection: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """The commands in Redis's protocol, ready to send: hiredis's packer straight (our arguments are
+    str, bytes and numbers, never what redis-py's own pass converts first), else the connection's."""
+    if HIREDIS_AVAILABLE:
+        return [b"".join([hiredis.pack_command(command) for command in commands])]
+    return connection.pack_commands(commands)
+
+
+class _Call:
+    __slots__ = ("script", "keys", "args", "event", "reply", "error", "taken", "done")
+
+    def __init__(self, script: Any, keys: list, args: list) -> None:
+        self.script, self.keys, self.args = script, keys, args
+        self.event = threading.Event()  # done, or: lead the next batch
+        self.reply: Any = None
+        self.error: Optional[BaseException] = None
+        self.taken = self.done = False
+
+
+class ScriptBatcher:
+    """Script calls that many requests make at the same moment go to Redis together.
+
+    Each call joins a queue; while fewer than ``max_in_flight`` batches are on the wire, a caller
+    takes every queued call (its own among them) and sends them as one pipeline: no ``MULTI`` (each
+    script is atomic on its own), one ``send``, the replies read in order, each caller woken with
+    its own. Under load a batch forms while the one before is on the wire, so a request pays a share
+    of one round trip instead of one of its own, and takes no pooled connection of its own. One
+    batch at a time (the default) measured best: 16 keep-alive connections of queue requests cost
+    10 % less web CPU than with three, p99 lower too. ``SentAt`` arguments are filled as the batch
+    is packed. Each call's Redis error is its own; a connection
+    error or timeout fails the whole batch (the breaker is told, as for any command).
+    """
+
+    def __init__(self, client: redis.Redis, max_in_flight: int = 1) -> None:
+        self.client = client
+        self.max_in_flight = max_in_flight
+        self._queue: list[_Call] = []
+        self._in_flight = 0
+        self._lock = threading.Lock()  # gevent's under gunicorn's gevent worker
+
+    def call(self, script: Any, keys: list, args: list) -> Any:
+        """``script(keys=keys, args=args)``'s reply (or its error, raised)."""
+        me = _Call(script, keys, args)
+        with self._lock:
+            self._queue.append(me)
+        while True:
+            with self._lock:
+                if me.done:
+                    break
+                batch: Optional[list[_Call]] = None
+                if not me.taken and self._in_flight < self.max_in_flight:
+                    self._in_flight += 1
+                    batch, self._queue = self._queue, []
+                    for call in batch:
+                        call.taken = True
+                else:
+                    me.event.clear()
+            if batch is None:
+                try:
+                    me.event.wait()
+                except BaseException:  # this greenlet is killed while it waits: it may hold the turn to lead
+                    with self._lock:
+                        if not me.taken:
+                            self._queue.remove(me)
+                        if self._queue and self._in_flight < self.max_in_flight:
+                            self._queue[0].event.set()
+                    raise
+                continue
+            try:
+                self._run(batch)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    if self._queue and self._in_flight < self.max_in_flight:
+                        self._queue[0].event.set()  # the longest waiting leads the next batch
+        if me.error is not None:
+            raise me.error
+        return me.reply
+
+    def _run(self, batch: list[_Call]) -> None:
+        pool = self.client.connection_pool
+        replies: list[Any] = []
+        try:
+            connection = pool.get_connection()
+            try:
+                commands = [("EVALSHA", call.script.sha, len(call.keys), *call.keys,
+                             *(a.fill() if type(a) is SentAt else a for a in call.args)) for call in batch]
+
+                packed = _pack(connection, commands)
+
+                def send_and_read() -> list[Any]:
+                    replies.clear()
+                    connection.send_packed_command(packed)
+                    for _ in commands:
+                        try:
+                            replies.append(connection.read_response())
+                        except redis.ResponseError as exc:  # this script's own error: the others stand
+                            replies.append(exc)
+                    return replies
+
+                connection.retry.call_with_retry(send_and_read, lambda error: connection.disconnect())
+            except BaseException:
+                connection.disconnect()  # replies may be left unread
+                raise
+            finally:
+                pool.release(connection)
+        except BaseException as exc:
+            shared = exc if isinstance(exc, Exception) else redis.ConnectionError("the batch was interrupted")
+            self._settle(batch, [shared] * len(batch))
+            if shared is not exc:
+                raise  # the leader's own greenlet is being killed: let it end
+            return
+        try:
+            for index, (call, reply) in enumerate(zip(batch, replies)):
+                if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis: load it, once per call
+                    try:
+                        replies[index] = call.script(keys=call.keys, args=call.args, client=self.client)
+                    except Exception as exc:  # noqa: BLE001 - the caller's to handle
+                        replies[index] = exc
+        finally:
+            self._settle(batch, replies)  # every caller is answered, even if this greenlet is killed
+
+    def _settle(self, batch: list[_Call], replies: list[Any]) -> None:
+        with self._lock:
+            for call, reply in zip(batch, replies):
+                if isinstance(reply, BaseException):
+                    call.error = reply
+                else:
+                    call.reply = reply
+                call.done = True
+                call.event.set()

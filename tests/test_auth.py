@@ -130,3 +130,34 @@ def test_cli_mints_a_token_the_api_accepts(app, client):
     token = result.output.strip()
     assert pyjwt.decode(token, SECRET, algorithms=["HS256"])["sub"] == "dave"
     assert client.post(CHAR, json={"name": "A", "age": 1}, headers={"Authorization": f"Bearer {token}"}).status_code == 202
+
+
+def test_stream_tokens_are_the_tokens_pyjwt_makes():
+    """``mint_stream_token`` signs with the standard library; the token is PyJWT's own, byte for byte."""
+    import jwt as pyjwt
+
+    from jobapp.auth import STREAM_AUDIENCE, mint_stream_token
+
+    secret = "a-test-secret-of-more-than-32-characters"
+    token = mint_stream_token("ünïcode user", "job:character:0b82c9d3-693b-4951-aa71-e3cdbfc2dba4", 60, secret=secret)
+    claims = pyjwt.decode(token, secret, algorithms=["HS256"], audience=STREAM_AUDIENCE)
+    assert claims["sub"] == "ünïcode user" and claims["exp"] - claims["iat"] == 60
+    assert pyjwt.encode(claims, secret, algorithm="HS256") == token
+    assert pyjwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(token, secret + "x", algorithms=["HS256"], audience=STREAM_AUDIENCE)
+
+
+def test_an_accepted_token_is_refused_once_it_expires(client):
+    """Accepted tokens are remembered (``auth._AcceptedTokens``); expiry still ends them."""
+    exp = int(time.time()) + 2
+    token = pyjwt.encode({"sub": "dora", "exp": exp}, SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200  # found among the accepted
+    while time.time() < exp:  # the moment PyJWT calls it expired
+        time.sleep(0.05)
+    late = client.get("/api/v1/jobs", headers=headers)
+    assert late.status_code == 401 and late.get_json()["error"]["code"] == "token_expired"
+    other = pyjwt.encode({"sub": "dora", "exp": exp + 3600}, SECRET + "-other", algorithm="HS256")
+    assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {other}"}).status_code == 401

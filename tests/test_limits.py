@@ -128,3 +128,50 @@ def test_errors_never_leak_internals(client, auth):
         assert response.status_code < 500 and response.is_json
         for leak in ("Traceback", "redis://", "File \"", "dev-only-secret"):
             assert leak not in text
+
+
+def test_writes_counted_with_the_limit_are_all_or_nothing_and_never_made_after_a_stall():
+    """``RateLimit.apply`` (the queue route's one round trip): the writes are made only if the limit
+    allows, and a script that reaches a stalled Redis after its client gave up does nothing."""
+    import signal
+
+    import redis as redis_py
+
+    from jobapp.devredis import RedisServer
+    from jobapp.redisconn import connect
+
+    server = RedisServer().start()
+    try:
+        web = connect(Config.from_env({}, REDIS_URL=server.url, JWT_SECRET_KEY=SECRET, REDIS_SOCKET_TIMEOUT=0.3))
+        plain = redis_py.Redis.from_url(server.url)
+        limit = RateLimit("2/minute", web)
+        user = uuid.uuid4().hex
+        assert limit.apply(web, "test", user, [("SET", "first", "1"), ("RPUSH", "list", "a")]).allowed
+        assert plain.get("first") == b"1" and plain.lrange("list", 0, -1) == [b"a"]
+
+        limit._offset_ms -= 3_600_000  # a wrong clock estimate: the script runs "late" though answered in time
+        assert limit.apply(web, "test", user, [("RPUSH", "list", "b")]).remaining == 0
+        assert plain.lrange("list", 0, -1) == [b"a", b"b"], "retried once with the corrected clock, written once"
+
+        refused = limit.apply(web, "test", user, [("SET", "refused", "1")])
+        assert not refused.allowed and plain.exists("refused") == 0
+
+        other = uuid.uuid4().hex
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(redis_py.RedisError):
+                limit.apply(web, "test", other, [("SET", "stalled", "1")])
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while True:  # the script sent into the stalled Redis has run by the time a later command answers
+            try:
+                plain.ping()
+                break
+            except redis_py.RedisError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert plain.exists("stalled") == 0, "a script that arrived after its client gave up wrote"
+        assert plain.exists(f"jobapp:ratelimit:test:{other}") == 0, "nor counted"
+    finally:
+        server.stop()

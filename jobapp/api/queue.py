@@ -25,10 +25,11 @@ def _json_body() -> dict:
 def _queue_view(name: str) -> Callable:
     """The view for type ``name``: the same ``enqueue`` a team's own code calls (one code path)."""
     def view():
-        caller = auth.current_caller()  # 401 before anything is counted
-        headers = ratelimit.enforce(f"queue:{name}", caller.user_id)
+        caller = auth.current_caller()  # 401, 415 and 400 before anything is counted
         params, options = queueopts.split(_json_body(), current_app.config["JOBAPP"].MAX_SCHEDULE_SECONDS)
-        return jsonify({"data": enqueue(name, params, caller.user_id, options=options)}), 202, headers
+        gate = ratelimit.Gate(f"queue:{name}", caller.user_id)  # counted with the job's writes, or 429
+        data = enqueue(name, params, caller.user_id, options=options, gate=gate)
+        return jsonify({"data": data}), 202, gate.headers
     view.__name__ = f"queue_{name.replace('-', '_')}"
     return view
 
