@@ -31,10 +31,12 @@ def test_idle_streams_hold_no_greenlet_yet_heartbeat_wake_end_and_free_their_pla
     svc = service(workers=0, SSE_HEARTBEAT_SECONDS="0.5", MAX_STREAMS_PER_USER=str(STREAMS))
     headers = svc.headers()
     job = queue_character(svc.url, headers)
-    before = metric(svc.url, "jobapp_process_greenlets")
-    socks = [raw_stream(svc.url, job["streamUrl"], {}, timeout=30) for _ in range(STREAMS)]
+    socks = [raw_stream(svc.url, job["streamUrl"], {}, timeout=30)]
     try:
-        for sock in socks:
+        read_until(socks[0], b"data: ")  # the hub's and the cap's greenlets are up
+        before = metric(svc.url, "jobapp_process_greenlets")
+        socks += [raw_stream(svc.url, job["streamUrl"], {}, timeout=30) for _ in range(STREAMS - 1)]
+        for sock in socks[1:]:
             read_until(sock, b"data: ")
         wait_until(lambda: metric(svc.url, "jobapp_open_streams") == STREAMS, what="every stream counted open")
         # Each stream waits parked: the process holds about as many greenlets as before they opened.
