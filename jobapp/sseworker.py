@@ -37,6 +37,9 @@ from gunicorn.workers.ggevent import GeventWorker
 from .streambody import Idle, StreamBody, parkable
 
 QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
+#: A stream woken by news keeps its greenlet this long for more (a running job's next step) before
+#: it parks: a greenlet per wake would cost more CPU than the wait while jobs run.
+LINGER_SECONDS = 1.0
 #: What gunicorn's access log reads from the environ (its atoms but ``{name}e``); a parked stream keeps only these.
 LOGGED_ENVIRON = ("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
                   "HTTP_REFERER", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION")
@@ -64,8 +67,9 @@ class _Stream:
         self.idle: Optional[Idle] = None
         self.pending: Union[bytes, Exception, None] = None  # what a step in the hub left to a greenlet
 
-    def run(self, item: Union[bytes, Idle, None] = None) -> bool:
-        """Write frames (``item`` first, if given) until the stream ends (True) or parks (False)."""
+    def run(self, item: Union[bytes, Idle, None] = None, hot: bool = False) -> bool:
+        """Write frames (``item`` first, if given) until the stream ends (True) or parks (False).
+        ``hot``: news woke it, so more may follow soon (a running job): it lingers before parking."""
         body, resp = self.body, self.resp
         while True:
             if item is None:
@@ -77,9 +81,14 @@ class _Stream:
             if item.__class__ is Idle:
                 subscription = item.subscription  # type: ignore[union-attr]
                 if parkable(subscription) and not subscription.ready() and self.worker.alive:
-                    self.park(item)  # type: ignore[arg-type]
-                    return False
-                body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
+                    if not hot or item.timeout <= LINGER_SECONDS:  # type: ignore[union-attr]
+                        self.park(item)  # type: ignore[arg-type]
+                        return False
+                    started = time.monotonic()  # the stream asks again for the rest of its wait
+                    body.woke(subscription.wait(LINGER_SECONDS))  # type: ignore[union-attr]
+                    hot = time.monotonic() - started < LINGER_SECONDS
+                else:
+                    body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
             else:
                 resp.write(item)
             item = None
@@ -155,12 +164,14 @@ class _Stream:
     def resume(self) -> None:
         idle, self.idle = self.idle, None
         pending, self.pending = self.pending, None
+        hot = False
         if idle is not None:  # woken by news, or the wait ran out: the stream takes what changed
             subscription = idle.subscription
-            self.body.woke(subscription.wait(0) if subscription.ready() else {})
-        self.serve(pending)
+            hot = subscription.ready()
+            self.body.woke(subscription.wait(0) if hot else {})
+        self.serve(pending, hot)
 
-    def serve(self, pending: Union[bytes, Exception, None] = None) -> bool:
+    def serve(self, pending: Union[bytes, Exception, None] = None, hot: bool = False) -> bool:
         """Run the stream in this greenlet until it parks (True) or ends; at its end (or on an
         error) log it and close it, its body and its socket. ``pending``: what ``beat`` left."""
         try:
@@ -168,7 +179,7 @@ class _Stream:
                 raise pending
             if pending:
                 self.sock.sendall(pending)  # the rest of a frame, already framed and counted
-            if not self.run():
+            if not self.run(hot=hot):
                 return True
         except OSError as exc:
             if exc.errno not in QUIET_ERRNOS:
