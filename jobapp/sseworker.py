@@ -234,7 +234,9 @@ class Worker(GeventWorker):
             respiter = self.wsgi(environ, resp.start_response)
             if self.is_already_handled(respiter):
                 return False
-            if isinstance(respiter, StreamBody):
+            # Parking hands the raw descriptor around and writes heartbeats to it directly, which would
+            # bypass TLS: with gunicorn's own TLS (certfile), a stream is served as a plain body instead.
+            if isinstance(respiter, StreamBody) and not self.cfg.is_ssl:
                 handed_over = True
                 resp.force_close()  # no greenlet reads a next request once the stream is parked
                 self._stream(respiter, sock, req, environ, resp, request_start)
