@@ -9,22 +9,13 @@ monkey.patch_all()
 
 import json  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import gevent  # noqa: E402
 import redis  # noqa: E402
 
 from jobapp import keys, positions  # noqa: E402
+from tests.probe_support import until  # noqa: E402
 from jobapp.watch.hub import Hub  # noqa: E402
-
-
-def until(check, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        gevent.sleep(0.05)
-    return False
 
 
 def main(url: str) -> None:

@@ -14,11 +14,16 @@ from tests.sse_client import queue_character, raw_stream, read_until
 from tests.support import ROOT
 
 
-def test_hub_wakes_the_right_streams_and_returns_to_empty(redis_server):
-    out = subprocess.run([sys.executable, "-m", "tests.hub_probe", redis_server.url], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+def run_probe(name: str, redis_url: str, timeout: float = 90) -> dict:
+    """Run ``tests.<name>`` (a gevent script of its own) against ``redis_url``; its last JSON line."""
+    out = subprocess.run([sys.executable, "-m", f"tests.{name}", redis_url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_hub_wakes_the_right_streams_and_returns_to_empty(redis_server):
+    seen = run_probe("hub_probe", redis_server.url, 60)
     assert seen["watched_while_open"] == ["A", "B"]
     assert seen["a_woken"] == ["A"] and seen["ab_woken"] == ["A"]
     assert seen["b_woken"] == [], "a change to A must not wake a stream that watches only B"
@@ -56,30 +61,21 @@ def test_vanished_clients_leave_no_streams_or_registrations(idle):
 
 
 def test_streams_woken_by_one_append_share_one_log_read(redis_server):
-    out = subprocess.run([sys.executable, "-m", "tests.log_share_probe", redis_server.url], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_probe("log_share_probe", redis_server.url, 60)
     assert seen["lines"] == [["one", "two"]] * 25, "every reader gets the lines"
     assert 1 <= seen["reads"] < 25, f"concurrent identical reads are shared, got {seen['reads']} reads for 25"
     assert seen["later"] == ["one", "two", "three"], "a reader that knows of a newer line reads it"
 
 
 def test_rq_poll_skips_jobs_found_waiting_in_their_queue(redis_server):
-    out = subprocess.run([sys.executable, "-m", "tests.rqpoll_skip_probe", redis_server.url], cwd=ROOT,
-                         capture_output=True, text=True, timeout=90)
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_probe("rqpoll_skip_probe", redis_server.url, 90)
     assert seen["placed"], "the place-in-line lookup found the job"
     assert seen["reads_while_waiting"] == 0, "a job still in its queue needs no read of RQ's hash"
     assert seen["read_after_leaving"], "a job that left its queue is read again"
 
 
 def test_places_are_read_again_only_when_the_line_moves(redis_server):
-    out = subprocess.run([sys.executable, "-m", "tests.place_marks_probe", redis_server.url], cwd=ROOT,
-                         capture_output=True, text=True, timeout=90)
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_probe("place_marks_probe", redis_server.url, 90)
     assert seen["placed"], "the first lookup places every watched job"
     assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
     assert seen["moved"], "a job leaving the front moves everyone up"

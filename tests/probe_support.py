@@ -1,0 +1,15 @@
+"""What the gevent probe scripts (``python -m tests.<name>_probe REDIS_URL``) share."""
+
+import time
+
+import gevent
+
+
+def until(check, seconds: float = 20.0) -> bool:
+    """Wait (cooperatively) for ``check()`` to hold; whether it did within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        gevent.sleep(0.05)
+    return False
