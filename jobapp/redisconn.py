@@ -399,6 +399,15 @@ class _Call:
         self.taken = self.done = False
 
 
+def _sent_once(retry: Retry) -> Retry:
+    """``retry`` (the breaker still told) without its reconnect-and-resend: scripts that write must not
+    go twice. Redis may have run a batch before its connection dropped, and a second send would queue
+    its jobs again; a caller answered 503 instead may find its job queued, as after a stall."""
+    if isinstance(retry, ReportingRetry):
+        return ReportingRetry(NoBackoff(), 0, retry.breaker)
+    return Retry(NoBackoff(), 0)
+
+
 class ScriptBatcher:
     """Script calls that many requests make at the same moment go to Redis together.
 
@@ -480,7 +489,7 @@ class ScriptBatcher:
                             replies.append(exc)
                     return replies
 
-                connection.retry.call_with_retry(send_and_read, lambda error: connection.disconnect())
+                _sent_once(connection.retry).call_with_retry(send_and_read, lambda error: connection.disconnect())
             except BaseException:
                 connection.disconnect()  # replies may be left unread
                 raise
