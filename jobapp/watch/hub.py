@@ -252,8 +252,13 @@ class Hub:
         """Take ``raw`` as the job's latest state and wake its streams, if it changed."""
         if self.latest.get(job_id) != raw:
             self.latest[job_id] = raw
-            self._track_queued(job_id, raw)
-            self._settle(job_id, raw)
+            try:  # decoded once here for the hub's own bookkeeping (streams get theirs from ``current``)
+                stored: Optional[StoredState] = statestore.decode(raw)
+                stored.event.get("status")
+            except (ValueError, AttributeError, KeyError, TypeError):
+                stored = None
+            self._track_queued(job_id, stored)
+            self._settle(job_id, stored)
             for subscription in list(self.watchers[job_id]):
                 subscription.notify(job_id)
 
@@ -318,16 +323,10 @@ class Hub:
             found.update((i, places[i]) for i in ids if i in places)
         return found
 
-    def _track_queued(self, job_id: str, raw: bytes) -> None:
+    def _track_queued(self, job_id: str, stored: Optional[StoredState]) -> None:
         """Keep ``_queued`` to the watched jobs whose state says they may be waiting in a queue."""
-        if b'"status":"pending"' not in raw:
-            self._queued.pop(job_id, None)
-            self.positions.pop(job_id, None)
-            self.waiting.discard(job_id)
-            return
-        stored = statestore.decode(raw)
-        if not stored.event.get("waitingFor"):  # queued, or scheduled (in its queue once due)
-            self._queued[job_id] = stored.queue
+        if stored is not None and stored.event.get("status") == state.PENDING and not stored.event.get("waitingFor"):
+            self._queued[job_id] = stored.queue  # queued, or scheduled (in its queue once due)
         else:
             self._queued.pop(job_id, None)
             self.positions.pop(job_id, None)
@@ -377,14 +376,9 @@ class Hub:
                 if job_id in self.watchers and job_id not in arrived:  # else pub/sub brought a newer one meanwhile
                     self._apply(job_id, stored)
 
-    def _settle(self, job_id: str, raw: bytes) -> None:
-        """Note whether RQ's hash of this job still needs polling (decoded once per change)."""
-        try:
-            stored = statestore.decode(raw)
-            done = state.is_terminal(stored.event.get("status")) or stored.pushed
-        except (ValueError, AttributeError):
-            done = False
-        if done:
+    def _settle(self, job_id: str, stored: Optional[StoredState]) -> None:
+        """Note whether RQ's hash of this job still needs polling."""
+        if stored is not None and (state.is_terminal(stored.event.get("status")) or stored.pushed):
             self.settled.add(job_id)
         else:
             self.settled.discard(job_id)
