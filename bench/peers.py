@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -348,6 +349,8 @@ def phase_hold(p: Peer, args) -> dict:
 def phase_drain(p: Peer, args) -> dict:
     from bench.run import fresh
     p.suspend(True)
+    if not p.paths_file.exists():  # a drain run alone: fresh() warms up on a few jobs of its own
+        queue_requests(p, args, "drain-warm", p.paths_file, count=20, users=20, prefix="warm-user-")
     fresh(p, args, "drain")
     for key in p.redis.keys("rq:queue:*"):  # the hold's pending jobs leave the queue: the workers run only the drain's
         if p.redis.type(key) == b"list":
@@ -371,8 +374,16 @@ def phase_drain(p: Peer, args) -> dict:
     stats_before = p.commandstats()
     before = p.sample()
     p.suspend(False)
+    profiler = None
+    if args.profile:  # py-spy on the web process for the drain's measured window (collapsed stacks)
+        profiler = subprocess.Popen([args.profile, "record", "-p", str(p.pid), "-r", "250", "-f", "raw", "--nonblocking",
+                                     "-o", str(RESULTS / "logs" / f"{p.name}-drain-profile.txt")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     result = load.result(stop=False)
     after = p.sample()
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(60)
     p.suspend(True)
     stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     conns = watch.stop()
@@ -531,6 +542,10 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--quiet-timeout", type=float, default=60.0)
     parser.add_argument("--app-dir", default=str(ROOT))
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--phases", default="queue,burst,hold,drain",
+                        help="phases to run (comma list; hold needs queue's jobs); a partial run leaves the README alone")
+    parser.add_argument("--profile", help="py-spy's path: profile each web process through the drain "
+                        "(results/logs/<server>-drain-profile.txt, collapsed stacks)")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
@@ -585,7 +600,9 @@ def main(argv=None) -> dict:
             peers[name] = Peer(name, args, RESULTS / "logs")
             peers[name].scale_workers(1)
             log(f"{name}: web on :{peers[name].port} (pid {peers[name].pid}), redis on :{peers[name].redis_server.port}")
-        for phase, fn in (("queue", phase_queue), ("burst", phase_burst), ("hold", phase_hold), ("drain", phase_drain)):
+        phases = [(phase, fn) for phase, fn in (("queue", phase_queue), ("burst", phase_burst), ("hold", phase_hold),
+                                                ("drain", phase_drain)) if phase in args.phases.split(",")]
+        for phase, fn in phases:
             for name, peer in peers.items():
                 try:
                     results["servers"].setdefault(name, {})[phase] = fn(peer, args)
@@ -604,7 +621,7 @@ def main(argv=None) -> dict:
     (RESULTS / "peers.md").write_text(text + "\n")
     print(text)
     log(f"done in {results['seconds']} s; raw figures in {RESULTS / 'peers.json'}")
-    if not args.quick and not args.no_readme:
+    if not args.quick and not args.no_readme and len(phases) == 4:
         update_readme(text, results)
     return results
 
