@@ -7,10 +7,11 @@ cost. Here a response whose body is a ``streambody.StreamBody`` is driven by thi
 are written as they come and, when the stream goes idle (``streambody.Idle``) on a subscription
 that can call back (the hub's), the stream is *parked* — a small record holding its socket, its
 body and what the access log needs, a libev timer for the end of the wait and a callback on the
-subscription — and its greenlet ends. News resumes it in a fresh greenlet, which runs it to its
-next wait and ends again. When the wait simply runs out (a heartbeat is due), the timer's callback
-takes the step itself, in gevent's hub, if the heartbeat's write goes through at once (it nearly
-always does): no greenlet at all, so idle streams cost little CPU too.
+subscription — and its greenlet ends. News, or the end of the wait (a heartbeat is due), steps it
+in that callback, in gevent's hub, as long as its steps only write frames that the socket takes at
+once (nearly always): no greenlet and no switch per event. A step that would wait (a read of log
+lines from Redis: ``streambody.Blocking``), a write that would block, the stream's end or an error
+goes on in a fresh greenlet, which runs the stream to its next wait and ends again.
 
 What stays as gunicorn does it: headers and chunked framing (gunicorn's response object), the
 access log line and ``pre_request``/``post_request`` hooks once per stream, errors logged as
@@ -34,12 +35,10 @@ from gevent.pool import Pool, PoolFull
 from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker
 
-from .streambody import Idle, StreamBody, parkable
+from .streambody import BLOCKING, Idle, StreamBody, parkable
 
 QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
-#: A stream woken by news keeps its greenlet this long for more (a running job's next step) before
-#: it parks: a greenlet per wake would cost more CPU than the wait while jobs run.
-LINGER_SECONDS = 1.0
+LAST_CHUNK = b"0\r\n\r\n"  # what gunicorn's ``Response.close`` writes to end a chunked body
 #: What gunicorn's access log reads from the environ (its atoms but ``{name}e``); a parked stream keeps only these.
 LOGGED_ENVIRON = ("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
                   "HTTP_REFERER", "HTTP_USER_AGENT", "HTTP_AUTHORIZATION")
@@ -57,7 +56,8 @@ class StreamPool(Pool):
 class _Stream:
     """One open stream between its greenlets: what it needs to write, log and close."""
 
-    __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle", "pending")
+    __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle", "pending",
+                 "ended")
 
     def __init__(self, worker: "Worker", pool: Optional[StreamPool], body: StreamBody, sock: Any,
                  req: Any, environ: dict, resp: Any, started: datetime) -> None:
@@ -66,32 +66,38 @@ class _Stream:
         self.timer: Any = None
         self.idle: Optional[Idle] = None
         self.pending: Union[bytes, Exception, None] = None  # what a step in the hub left to a greenlet
+        self.ended = False  # its body is done and its last chunk written (or left in ``pending``)
 
-    def run(self, item: Union[bytes, Idle, None] = None, hot: bool = False) -> bool:
-        """Write frames (``item`` first, if given) until the stream ends (True) or parks (False).
-        ``hot``: news woke it, so more may follow soon (a running job): it lingers before parking."""
-        body, resp = self.body, self.resp
+    def run(self) -> bool:
+        """Write frames until the stream ends (True) or parks (False)."""
+        body = self.body
         while True:
-            if item is None:
-                try:
-                    item = body.step()
-                except StopIteration:
-                    resp.close()  # the last chunk
-                    return True
+            try:
+                item = body.step()
+            except StopIteration:
+                self.resp.close()  # the last chunk
+                return True
             if item.__class__ is Idle:
                 subscription = item.subscription  # type: ignore[union-attr]
                 if parkable(subscription) and not subscription.ready() and self.worker.alive:
-                    if not hot or item.timeout <= LINGER_SECONDS:  # type: ignore[union-attr]
-                        self.park(item)  # type: ignore[arg-type]
-                        return False
-                    started = time.monotonic()  # the stream asks again for the rest of its wait
-                    body.woke(subscription.wait(LINGER_SECONDS))  # type: ignore[union-attr]
-                    hot = time.monotonic() - started < LINGER_SECONDS
-                else:
-                    body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
-            else:
-                resp.write(item)
-            item = None
+                    self.park(item)  # type: ignore[arg-type]
+                    return False
+                body.woke(subscription.wait(item.timeout))  # type: ignore[union-attr]
+            elif item is not BLOCKING:
+                self.write(item)  # type: ignore[arg-type]
+
+    def write(self, item: bytes) -> None:
+        """One frame, as gunicorn's ``Response.write`` would send it, but with one plain ``send`` while
+        the socket takes it all (gevent's ``sendall`` arms a timeout for every call)."""
+        resp = self.resp
+        if not resp.headers_sent or resp.response_length is not None:
+            resp.write(item)
+            return
+        data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item
+        resp.sent += len(item)
+        sent = self.sock.send(data)
+        if sent < len(data):
+            self.sock.sendall(data[sent:])
 
     def park(self, idle: Idle) -> None:
         if self.pool is not None:
@@ -105,17 +111,18 @@ class _Stream:
         self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
 
     def wake(self, *_: Any) -> None:
-        """News or the end of the wait (called in the hub: must not block): resume in a greenlet,
-        unless the wait simply ran out and the stream's next step is a heartbeat written here."""
+        """News or the end of the wait (called in the hub: must not block): the stream takes its
+        next steps here while they only write frames the socket takes at once; anything else
+        (a step that reads Redis, its end, a write that would block, an error) goes on in a greenlet."""
         if self.timer is None:
             return  # already woken
         self.timer.close()
         self.timer = None
         idle = self.idle
         subscription = idle.subscription  # type: ignore[union-attr]
-        if not (idle.reads or subscription.ready()) and self.beat():  # type: ignore[union-attr]
+        subscription.unlink(self.wake)  # news consumed the link already; the end of the wait did not
+        if not idle.reads and self.step_here(subscription):  # type: ignore[union-attr]
             return
-        subscription.unlink(self.wake)
         greenlet = gevent.Greenlet(self.resume)
         if self.pool is not None:
             self.pool.parked -= 1
@@ -125,27 +132,30 @@ class _Stream:
                 pass
         greenlet.start()
 
-    def beat(self) -> bool:
-        """In the hub, with no news: step the stream while its steps only write small frames (a
-        heartbeat) that the socket takes at once, until it is idle again (True: still parked).
-        Anything else (its end, a write that would block, an error) is left, as ``pending``, to
-        the greenlet ``wake`` then starts (False). Only for an ``Idle`` that does not ``read``: a
-        step on no news then reads nothing from Redis (``events`` reads when a state is held or
-        log lines are behind, which takes news, or to retry a failed read, which ``reads`` says)."""
+    def step_here(self, subscription: Any) -> bool:
+        """In the hub: step the stream on its news while its steps only write frames that the
+        socket takes at once, until it is idle again (True: parked again). Anything else is left to
+        the greenlet ``wake`` then starts (False): the rest of a frame as ``pending``, an error as
+        ``pending`` (raised again there), a step that waits (``BLOCKING``) or the stream's end by
+        stepping again. Never for an ``Idle`` that ``reads``: its next step reads Redis whatever comes."""
         resp, body = self.resp, self.body
         if not resp.headers_sent or resp.response_length is not None:
             return False
-        body.woke({})
+        body.woke(subscription.wait(0) if subscription.ready() else {})
         self.idle = None
         try:
             while True:
                 item = body.step()
                 if item.__class__ is Idle:
                     self.idle = item  # type: ignore[assignment]
-                    if item.subscription.ready():  # type: ignore[union-attr]  (cannot happen: nothing ran)
-                        return False
+                    subscription = item.subscription  # type: ignore[union-attr]
+                    if subscription.ready() or not self.worker.alive:  # type: ignore[union-attr]
+                        return False  # the greenlet takes the news (or waits, the worker stopping)
                     self._start_timer(item.timeout)  # type: ignore[union-attr]
+                    subscription.rawlink(self.wake)  # type: ignore[union-attr]
                     return True
+                if item is BLOCKING:
+                    return False
                 data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item  # type: ignore[arg-type]
                 try:
                     written = os.write(self.sock.fileno(), data)
@@ -156,30 +166,45 @@ class _Stream:
                     self.pending = data[written:]
                     return False
         except StopIteration:
-            return False  # the greenlet's next step ends it
+            return self.end_here()
         except Exception as exc:  # noqa: BLE001 (raised again in the greenlet, logged as any stream error)
             self.pending = exc
             return False
 
+    def end_here(self) -> bool:
+        """In the hub, the stream over: its last chunk, if the socket takes it at once, then the
+        access line and the close (True); else a greenlet sends the rest and closes (False)."""
+        self.ended = True
+        if self.resp.chunked:
+            try:
+                written = os.write(self.sock.fileno(), LAST_CHUNK)
+            except OSError:
+                written = 0
+            if written < len(LAST_CHUNK):
+                self.pending = LAST_CHUNK[written:]
+                return False
+        if self.pool is not None:
+            self.pool.parked -= 1
+        self.finish()
+        return True
+
     def resume(self) -> None:
         idle, self.idle = self.idle, None
-        pending, self.pending = self.pending, None
-        hot = False
-        if idle is not None:  # woken by news, or the wait ran out: the stream takes what changed
+        if idle is not None:  # woken to read Redis (``Idle.reads``): the stream takes what changed
             subscription = idle.subscription
-            hot = subscription.ready()
-            self.body.woke(subscription.wait(0) if hot else {})
-        self.serve(pending, hot)
+            self.body.woke(subscription.wait(0) if subscription.ready() else {})
+        pending, self.pending = self.pending, None
+        self.serve(pending)
 
-    def serve(self, pending: Union[bytes, Exception, None] = None, hot: bool = False) -> bool:
+    def serve(self, pending: Union[bytes, Exception, None] = None) -> bool:
         """Run the stream in this greenlet until it parks (True) or ends; at its end (or on an
-        error) log it and close it, its body and its socket. ``pending``: what ``beat`` left."""
+        error) log it and close it, its body and its socket. ``pending``: what ``step_here`` left."""
         try:
             if isinstance(pending, Exception):
                 raise pending
             if pending:
                 self.sock.sendall(pending)  # the rest of a frame, already framed and counted
-            if not self.run(hot=hot):
+            if not self.ended and not self.run():
                 return True
         except OSError as exc:
             if exc.errno not in QUIET_ERRNOS:

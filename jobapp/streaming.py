@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Optional
 import redis
 
 from . import joblog, lifecycle, metrics, positions, sse, state, statestore
-from .streambody import Frames, Idle
+from .streambody import BLOCKING, Frames, Idle, in_hub
 from .watch import Watcher
 
 
@@ -84,6 +84,9 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                 return True
             if event.get("position") is None and previous.get("position") is not None:
                 event = {**event, "position": previous["position"], "scheduledFor": previous.get("scheduledFor")}
+            elif (event["updatedAt"] == previous["updatedAt"] and previous.get("position") is not None
+                  and (event.get("position") or 0) > previous["position"]):
+                return False  # an older look at the line than the client's (the hub's, after a fresh one at connect)
             return not (state.is_terminal(previous["status"]) or event == previous
                         or event["updatedAt"] < previous["updatedAt"])
 
@@ -93,6 +96,11 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
         def flush(read_logs_of: Iterable[str]) -> list[str]:
             """Frames for the held states and the new lines of ``read_logs_of``, in id order."""
             nonlocal last_log_read
+            if not read_logs_of and len(held) == 1:  # the usual step: one new state, no lines to read
+                job_id, event = held.popitem()
+                sent[job_id] = event
+                metrics.EVENTS.inc(1)
+                return [frame(event_id(event), event)]
             heads = {i: subscription.log_head(i) for i in read_logs_of}
             chunks = joblog.read_after_shared(connection, {i: lines_to.get(i, resume) for i in read_logs_of},
                                               heads) if heads else {}
@@ -128,7 +136,7 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
                     sent[item["jobId"]] = item
                     out.append(frame(natural, item))
             if out:
-                metrics.EVENTS_SENT.inc(len(out))  # once per write: a multiprocess counter costs a lock per call
+                metrics.EVENTS.inc(len(out))
             return out
 
         def finished() -> bool:
@@ -173,6 +181,8 @@ def events(watcher: Watcher, connection: redis.Redis, job_ids: Iterable[str],
             behind = lines_behind(subscription.job_ids)
             if (not held and not behind) or time.monotonic() < retry_at:
                 continue
+            if behind and in_hub():  # the step reads log lines: in a greenlet, from here
+                yield BLOCKING
             if behind and not truncated.issuperset(behind):  # a backlog goes out at once; live lines gather
                 gap = LOG_BATCH_SECONDS - (time.monotonic() - last_log_read)
                 if gap > 0:

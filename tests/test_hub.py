@@ -80,3 +80,10 @@ def test_places_are_read_again_only_when_the_line_moves(redis_server):
     assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
     assert seen["moved"], "a job leaving the front moves everyone up"
     assert seen["corrected_by_full_read"], "the periodic full read catches a change the marks cannot see"
+
+
+def test_a_state_goes_out_between_batches_of_new_places_not_after_them():
+    seen = run_probe("place_pacing_probe", "", 60)
+    assert seen["places"] == 5 * seen["batch"] and seen["positions"] == seen["places"], "every new place goes out"
+    assert seen["state_at"] <= seen["batch"], f"the state waited behind {seen['state_at']} place wake-ups"
+    assert seen["woken_again"] == 0, "an unchanged place wakes nobody"

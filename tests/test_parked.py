@@ -7,7 +7,7 @@ import httpx
 
 from tests.sse_client import queue_character, raw_stream, read_until
 from tests.support import wait_until
-from tests.test_hub import metric
+from tests.test_hub import metric, run_probe
 
 STREAMS = 40
 
@@ -58,3 +58,14 @@ def test_idle_streams_hold_no_greenlet_yet_heartbeat_wake_end_and_free_their_pla
     wait_until(lambda: metric(svc.url, "jobapp_open_streams") == 0, what="every stream closed")
     other = queue_character(svc.url, headers)
     wait_until(lambda: status_of(f"{svc.url}{other['streamUrl']}") == 200, what="the cap's places freed")
+
+
+def test_news_steps_a_parked_stream_in_the_hub_and_only_a_wait_takes_a_greenlet():
+    seen = run_probe("step_probe", "", 60)
+    assert seen["parked_at_first"]
+    assert seen["first"] == "B\r\nnews ['A']\n\r\n", "the frame, chunked as gunicorn frames it"
+    assert seen["after_news"] == {"parked": 1, "greenlets": 0, "timer": True}, "parked again, no greenlet"
+    assert seen["second"] == "13\r\nafter a wait ['B']\n\r\n"
+    assert seen["after_blocking"] == {"parked": 1, "greenlets": 0, "timer": True}, "the greenlet parked it and ended"
+    assert seen["where"] == ["hub", "greenlet", "hub", "closed in the hub"], seen["where"]
+    assert seen["end"] == "0\r\n\r\n" and seen["after_end"] == {"parked": 0, "greenlets": 0}

@@ -12,7 +12,10 @@ Two more things ride on the same listener, at a cost that does not grow with str
 log appends (``keys.LOG_CHANNEL`` carries the new last line id, so the hub knows each watched
 job's log head without reading it and wakes only that job's streams), and places in line: every
 ``POSITION_INTERVAL_SECONDS`` one lookup per queue for all watched pending jobs (``positions``),
-waking only the streams whose job moved, so a job's place changes at most once per interval.
+waking only the streams whose job moved, so a job's place changes at most once per interval. Place
+news yields to state news: it wakes streams a batch at a time, each batch once the process has
+nothing else to do, so a burst of new places (200 jobs in line, every one moving each second) never
+delays a job's progress, and under load places simply go out less often.
 
 The same lookup spares the RQ poll (``rqpoll``): a job the latest lookup found still waiting in its
 queue has not been taken by any worker, so its RQ hash is not read that second. When a lookup no
@@ -40,6 +43,9 @@ log = logging.getLogger("jobapp.hub")
 #: Even a queue whose length and first job stay the same is read in full this often: a job removed
 #: from the middle while another is pushed on the end changes places without changing either.
 FULL_LOOKUP_SECONDS = 10.0
+#: Place news wakes about this many streams, then waits for the process to be idle (or at most one
+#: check interval) before the next batch: state news, which arrives meanwhile, goes first.
+PLACE_BATCH_STREAMS = 200
 
 
 class HubSubscription:
@@ -66,7 +72,7 @@ class HubSubscription:
         self._event.set()
 
     def wait(self, timeout: float) -> dict[str, StoredState]:
-        if not self._changed and not self._event.is_set():
+        if timeout > 0 and not self._changed and not self._event.is_set():  # 0: never waits (a step in the hub)
             self._event.wait(timeout)
         self._event.clear()
         changed, self._changed = self._changed, set()
@@ -292,11 +298,21 @@ class Hub:
             self.waiting = {i for i in found if i in self._queued}
             if left and self._skip_waiting:
                 self._poll_rq_once([i for i in left if i in self.watchers and i not in self.settled])
-            for job_id, place in found.items():
-                if job_id in self._queued and self.positions.get(job_id) != place:
-                    self.positions[job_id] = place
-                    for subscription in list(self.watchers.get(job_id, ())):
-                        subscription.notify(job_id)
+            self._send_places(found)
+
+    def _send_places(self, found: dict[str, int]) -> None:
+        """Take the new places and wake their streams, a batch at a time (``PLACE_BATCH_STREAMS``)."""
+        woken = 0
+        for job_id, place in found.items():
+            if job_id not in self._queued or self.positions.get(job_id) == place:  # (re-checked after each wait)
+                continue
+            self.positions[job_id] = place
+            for subscription in list(self.watchers.get(job_id, ())):
+                subscription.notify(job_id)
+                woken += 1
+            if woken >= PLACE_BATCH_STREAMS:
+                woken = 0
+                gevent.with_timeout(self._position_seconds, gevent.idle, timeout_value=None)
 
     def _lookup(self, by_queue: dict[str, list[str]]) -> dict[str, int]:
         """Places of the watched jobs: a queue is read again only if its length or first job changed
