@@ -151,7 +151,7 @@ def _rebuild(connection: redis.Redis, job_id: str) -> Optional[StoredState]:
         job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
     except NoSuchJobError:
         return None
-    if "owner" not in job.meta or "jobType" not in job.meta:
+    if not statestore.tracked(job):
         return None
     statestore.record(connection, job)
     return statestore.read(connection, job_id)

@@ -17,5 +17,5 @@ from . import statestore
 class JobappJob(Job):
     def save_meta(self) -> None:
         super().save_meta()
-        if "owner" in self.meta and "jobType" in self.meta:  # a job queued through jobapp
+        if statestore.tracked(self):
             statestore.record(self.connection, self)

@@ -43,6 +43,12 @@ class StoredState(dict):
         return bool(self.get("push"))
 
 
+def tracked(job: Job) -> bool:
+    """Whether jobapp follows ``job``: queued through jobapp, its meta names an owner and a job type.
+    Any other RQ job on the same queues (a team's own, queued by its own code) runs untouched."""
+    return "owner" in job.meta and "jobType" in job.meta
+
+
 def _ttl(job: Job, status: str) -> Optional[int]:
     """Unfinished states live as long as the RQ job; finished ones as long as its result."""
     if not state.is_terminal(status):

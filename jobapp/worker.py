@@ -2,6 +2,7 @@
 
 Each hook records the job's new contract state (which announces it to streams), and a failure
 gets a short ``failedReason`` for the client while the traceback goes to this worker's log only.
+RQ jobs that jobapp did not queue (``statestore.tracked``) share the queues and run as RQ runs them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from . import registry, retries, statestore
+from . import registry, retries, scheduler, statestore
 from .config import Config
 from .exceptions import JobFailed
 from .extensions import SERIALIZER, connect
@@ -47,30 +48,42 @@ class JobappWorker(Worker):
         finally:
             current_job_id.reset(token)
 
+    def _start_scheduler(self, *args, **kwargs) -> None:
+        """RQ's scheduler with its locks renewed every 15 s rather than every second (``scheduler``)."""
+        scheduler.start_with(super()._start_scheduler, *args, **kwargs)
+
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         super().prepare_job_execution(job, remove_from_intermediate_queue)
-        statestore.record(self.connection, job, pushed=True)
+        if statestore.tracked(job):
+            statestore.record(self.connection, job, pushed=True)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry) -> None:
         super().handle_job_success(job, queue, started_job_registry)
-        statestore.record(self.connection, job)
+        if statestore.tracked(job):
+            statestore.record(self.connection, job)
 
     def handle_exception(self, job: Job, *exc_info) -> None:
         exc_type, exc_value, _ = exc_info
         job.get_meta(refresh=True)
+        if not statestore.tracked(job):  # another RQ job on our queues: RQ's handling alone
+            super().handle_exception(job, *exc_info)
+            return
         job.meta["failedReason"] = failed_reason(job, exc_type, exc_value)
         Job.save_meta(job)  # RQ's own save: not recorded yet, as RQ may still retry it (handle_job_failure records)
         super().handle_exception(job, *exc_info)  # logs the traceback here, in the worker
 
     def handle_work_horse_killed(self, job: Job, retpid, ret_val, rusage) -> None:
         job.get_meta(refresh=True)
-        job.meta["failedReason"] = "The worker running this job died"
-        job.save_meta()
+        if statestore.tracked(job):
+            job.meta["failedReason"] = "The worker running this job died"
+            job.save_meta()
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string: str = "") -> None:
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
         job.get_meta(refresh=True)  # this may run in the parent, whose copy of meta is stale
+        if not statestore.tracked(job):
+            return
         job.get_status(refresh=True)
         retries.prepare_next_attempt(self.connection, job)  # RQ queued it again: progress restarts
         statestore.record(self.connection, job)

@@ -68,8 +68,8 @@ def _record(connection: redis.Redis, job_id: str) -> bool:
         job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
     except NoSuchJobError:
         return False
-    if "owner" not in job.meta or "jobType" not in job.meta:
-        return False  # not a job queued through jobapp
+    if not statestore.tracked(job):
+        return False
     if job.get_status(refresh=False) == "failed" and not job.meta.get("failedReason"):
         job.meta["failedReason"] = failed_reason(job)  # for the event only; RQ's hash is left as it is
     statestore.record(connection, job, forward_only=True)
