@@ -329,9 +329,11 @@ def phase_hold(p: Peer, args) -> dict:
     time.sleep(max(0.0, t_ready + args.settle - time.time()))
     first = p.sample()
     stats_before = p.commandstats()
+    profiler = profile(p, args, "hold")
     while time.time() < t_ready + args.settle + hold:
         time.sleep(1.0)
     last = p.sample()
+    stop_profile(profiler)
     stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     result = load.result(stop=True)
     conns = watch.stop()
@@ -344,6 +346,21 @@ def phase_hold(p: Peer, args) -> dict:
         f"redis {idle['redis_cps']} cmd/s, {out['rss_per_stream_kb']} KB/stream, clients {conns}, "
         f"others {idle['others_cpu_pct']}%")
     return out
+
+
+def profile(p: Peer, args, phase: str) -> Optional[subprocess.Popen]:
+    """With ``--profile``: py-spy on the web process through a phase's measured window (collapsed stacks)."""
+    if not args.profile:
+        return None
+    return subprocess.Popen([args.profile, "record", "-p", str(p.pid), "-r", "250", "-f", "raw", "--nonblocking",
+                             "-o", str(RESULTS / "logs" / f"{p.name}-{phase}-profile.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(profiler: Optional[subprocess.Popen]) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(60)
 
 
 def phase_drain(p: Peer, args) -> dict:
@@ -374,16 +391,10 @@ def phase_drain(p: Peer, args) -> dict:
     stats_before = p.commandstats()
     before = p.sample()
     p.suspend(False)
-    profiler = None
-    if args.profile:  # py-spy on the web process for the drain's measured window (collapsed stacks)
-        profiler = subprocess.Popen([args.profile, "record", "-p", str(p.pid), "-r", "250", "-f", "raw", "--nonblocking",
-                                     "-o", str(RESULTS / "logs" / f"{p.name}-drain-profile.txt")],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profiler = profile(p, args, "drain")
     result = load.result(stop=False)
     after = p.sample()
-    if profiler is not None:
-        profiler.send_signal(signal.SIGINT)
-        profiler.wait(60)
+    stop_profile(profiler)
     p.suspend(True)
     stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     conns = watch.stop()
@@ -544,8 +555,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--phases", default="queue,burst,hold,drain",
                         help="phases to run (comma list; hold needs queue's jobs); a partial run leaves the README alone")
-    parser.add_argument("--profile", help="py-spy's path: profile each web process through the drain "
-                        "(results/logs/<server>-drain-profile.txt, collapsed stacks)")
+    parser.add_argument("--profile", help="py-spy's path: profile each web process through the hold and the drain "
+                        "(results/logs/<server>-<phase>-profile.txt, collapsed stacks)")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)

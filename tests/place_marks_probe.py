@@ -36,11 +36,15 @@ def main(url: str) -> None:
                                                     separators=(",", ":")))
     hub_module.FULL_LOOKUP_SECONDS = 1.5
     hub = Hub(conn, poll_seconds=30, dead_worker_seconds=60, rq_poll_seconds=0, position_seconds=0.1)
+    passes = []  # each pass that went on to compare places (``_send_places``)
+    send_places = hub._send_places
+    hub._send_places = lambda found: (passes.append(1), send_places(found))  # type: ignore[method-assign]
     sub = hub.subscribe(ids)
     placed = until(lambda: [hub.positions.get(i) for i in ids] == [2, 3, 4])
-    before = scans(conn)
+    before, passes_before = scans(conn), len(passes)
     gevent.sleep(1.0)  # about ten intervals of a line that does not move
     scans_while_still = scans(conn) - before
+    passes_while_still = len(passes) - passes_before
     conn.lpop(positions.queue_key(queue))  # the job in front is taken
     moved = until(lambda: [hub.positions.get(i) for i in ids] == [1, 2, 3], 5)
     # The one change the marks miss: a job leaves the middle while another joins the end.
@@ -49,6 +53,7 @@ def main(url: str) -> None:
     corrected = until(lambda: hub.positions.get(ids[2]) == 2, 10)
     sub.close()
     print(json.dumps({"placed": placed, "scans_while_still": scans_while_still, "moved": moved,
+                      "passes_while_still": passes_while_still,
                       "corrected_by_full_read": corrected}))
 
 

@@ -78,6 +78,7 @@ def test_places_are_read_again_only_when_the_line_moves(redis_server):
     seen = run_probe("place_marks_probe", redis_server.url, 90)
     assert seen["placed"], "the first lookup places every watched job"
     assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
+    assert seen["passes_while_still"] == 0, "nor are the places of its jobs gone over again"
     assert seen["moved"], "a job leaving the front moves everyone up"
     assert seen["corrected_by_full_read"], "the periodic full read catches a change the marks cannot see"
 

@@ -108,6 +108,8 @@ class Hub:
         self.log_heads: dict[str, int] = {}  # job id -> id of its last log line announced
         self.positions: dict[str, int] = {}  # job id -> place in line last found
         self._queued: dict[str, str] = {}  # watched job id -> queue, for jobs that may be waiting in it
+        self._queued_changed = True  # ``_queued`` changed since ``_by_queue`` was built from it
+        self._by_queue: dict[str, list[str]] = {}  # queue -> its jobs in ``_queued``
         self.waiting: set[str] = set()  # watched jobs the latest place-in-line lookup found in their queue
         # Per queue, the last place-in-line read: places found, jobs looked up, the queue's marks, next full read.
         self._places: dict[str, dict[str, int]] = {}
@@ -164,7 +166,8 @@ class Hub:
                     self._views.pop(job_id, None)
                     self.log_heads.pop(job_id, None)
                     self.positions.pop(job_id, None)
-                    self._queued.pop(job_id, None)
+                    if self._queued.pop(job_id, None) is not None:
+                        self._queued_changed = True
                     self.waiting.discard(job_id)
                     self.settled.discard(job_id)
                     self.rq.forget([job_id])
@@ -285,15 +288,21 @@ class Hub:
             if not self._queued:
                 self.waiting.clear()
                 continue
-            by_queue: dict[str, list[str]] = {}
-            for job_id, queue in self._queued.items():
-                by_queue.setdefault(queue, []).append(job_id)
+            same_jobs = not self._queued_changed
+            if not same_jobs:
+                self._queued_changed = False
+                self._by_queue = {}
+                for job_id, queue in self._queued.items():
+                    self._by_queue.setdefault(queue, []).append(job_id)
             try:
-                found = self._lookup(by_queue)
+                found = self._lookup(self._by_queue, same_jobs)
             except redis.RedisError as exc:
                 log.warning("hub: place-in-line lookup failed (%s)", type(exc).__name__)
                 self.waiting.clear()  # nothing known: the RQ poll reads them all again
+                self._queued_changed = True  # and the next pass goes all the way
                 continue
+            if found is None:
+                continue  # the same jobs, and no line moved: the same places as last time
             left = [i for i in self.waiting if i not in found]
             self.waiting = {i for i in found if i in self._queued}
             if left and self._skip_waiting:
@@ -314,10 +323,11 @@ class Hub:
                 woken = 0
                 gevent.with_timeout(self._position_seconds, gevent.idle, timeout_value=None)
 
-    def _lookup(self, by_queue: dict[str, list[str]]) -> dict[str, int]:
+    def _lookup(self, by_queue: dict[str, list[str]], same_jobs: bool = False) -> Optional[dict[str, int]]:
         """Places of the watched jobs: a queue is read again only if its length or first job changed
         (``positions.marks``, two small replies), new jobs are watched in it, or its last full read is
-        ``FULL_LOOKUP_SECONDS`` old. So a line that does not move costs no scan of it."""
+        ``FULL_LOOKUP_SECONDS`` old. So a line that does not move costs no scan of it. None when no
+        queue was read and ``same_jobs`` (the same jobs as last time): the places are the last ones."""
         now = time.monotonic()
         marks = positions.marks(self._connection, by_queue)
         stale = {queue: ids for queue, ids in by_queue.items()
@@ -330,6 +340,8 @@ class Hub:
                 self._looked_up[queue] = set(ids)
                 self._marks[queue] = marks[queue]  # taken before the read: a change meanwhile shows next time
                 self._full_at[queue] = now + FULL_LOOKUP_SECONDS
+        if not stale and same_jobs:
+            return None
         for queue in [q for q in self._places if q not in by_queue]:
             for table in (self._places, self._looked_up, self._marks, self._full_at):
                 table.pop(queue, None)
@@ -342,9 +354,12 @@ class Hub:
     def _track_queued(self, job_id: str, stored: Optional[StoredState]) -> None:
         """Keep ``_queued`` to the watched jobs whose state says they may be waiting in a queue."""
         if stored is not None and stored.event.get("status") == state.PENDING and not stored.event.get("waitingFor"):
-            self._queued[job_id] = stored.queue  # queued, or scheduled (in its queue once due)
+            if self._queued.get(job_id) != stored.queue:
+                self._queued[job_id] = stored.queue  # queued, or scheduled (in its queue once due)
+                self._queued_changed = True
         else:
-            self._queued.pop(job_id, None)
+            if self._queued.pop(job_id, None) is not None:
+                self._queued_changed = True
             self.positions.pop(job_id, None)
             self.waiting.discard(job_id)
 
@@ -404,8 +419,10 @@ class Hub:
         except those the latest place-in-line lookup found still waiting in their queue."""
         while True:
             gevent.sleep(self._rq_poll_seconds)
-            skip = self.waiting if self._skip_waiting else ()
-            self._poll_rq_once([i for i in self.watchers if i not in self.settled and i not in skip])
+            candidates = self.watchers.keys() - self.settled  # set operations: 10,000 jobs cost little
+            if self._skip_waiting:
+                candidates -= self.waiting
+            self._poll_rq_once(list(candidates))
 
     def _poll_rq_once(self, candidates: list[str]) -> None:
         if not candidates or self._rq_poll_seconds <= 0:
