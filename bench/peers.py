@@ -269,8 +269,10 @@ def queue_requests(p: Peer, args, label: str, paths: Path, *, count: int = 0, du
         cli += ["--duration", str(duration)]
     stats_before = p.commandstats()
     before = p.sample()
+    profiler = profile(p, args, label) if label == "queue" else None
     result = Load(cli, RESULTS / f"{p.name}-{label}.json", timeout=900).result()
     after = p.sample()
+    stop_profile(profiler)
     stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
     result["redis_commands_by_name"] = dict(sorted(stats.items(), key=lambda kv: -kv[1]))
     requests = result["completed"] + warmup
@@ -555,7 +557,7 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--phases", default="queue,burst,hold,drain",
                         help="phases to run (comma list; hold needs queue's jobs); a partial run leaves the README alone")
-    parser.add_argument("--profile", help="py-spy's path: profile each web process through the hold and the drain "
+    parser.add_argument("--profile", help="py-spy's path: profile each web process through the queue, hold and drain phases "
                         "(results/logs/<server>-<phase>-profile.txt, collapsed stacks)")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
