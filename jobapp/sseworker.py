@@ -134,7 +134,8 @@ class _Stream:
 
     def step_here(self, subscription: Any) -> bool:
         """In the hub: step the stream on its news while its steps only write frames that the
-        socket takes at once, until it is idle again (True: parked again). Anything else is left to
+        socket takes at once, until it is idle again or over (True: parked again, or closed by
+        ``end_here``). Anything else is left to
         the greenlet ``wake`` then starts (False): the rest of a frame as ``pending``, an error as
         ``pending`` (raised again there), a step that waits (``BLOCKING``) or the stream's end by
         stepping again. Never for an ``Idle`` that ``reads``: its next step reads Redis whatever comes."""
@@ -190,7 +191,7 @@ class _Stream:
 
     def resume(self) -> None:
         idle, self.idle = self.idle, None
-        if idle is not None:  # woken to read Redis (``Idle.reads``): the stream takes what changed
+        if idle is not None:  # not stepped in the hub (``Idle.reads``, or news it left): the stream takes what changed
             subscription = idle.subscription
             self.body.woke(subscription.wait(0) if subscription.ready() else {})
         pending, self.pending = self.pending, None
