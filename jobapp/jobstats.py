@@ -14,7 +14,6 @@ from typing import Iterator, Optional
 
 import redis
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from redis.client import Pipeline
 
 from . import keys
 
@@ -53,17 +52,6 @@ def increments(status: str, seconds: Optional[float], failed_reason: Optional[st
         fields.append((f"b:{next((b for b in BUCKETS if seconds <= b), '+Inf')}", 1))
         fields.append(("sum", float(seconds)))
     return fields
-
-
-def count(pipe: Pipeline, job_type: str, status: str, seconds: Optional[float],
-          failed_reason: Optional[str] = None) -> None:
-    """Count one job of ``job_type`` ending ``status`` after running ``seconds`` (None: it never ran)."""
-    key = keys.job_stats(job_type)
-    for field, amount in increments(status, seconds, failed_reason):
-        if isinstance(amount, float):
-            pipe.hincrbyfloat(key, field, amount)
-        else:
-            pipe.hincrby(key, field, amount)
 
 
 def collect(connection: redis.Redis, job_types: tuple[str, ...]) -> Iterator:

@@ -24,11 +24,6 @@ _STATUS_MAP = {
     JobStatus.CANCELED.value: CANCELED,
 }
 
-#: Fields of the event payload that describe the job; ``updatedAt`` is stamped when recorded.
-#: ``position`` is not among them: it is not recorded, the watcher adds it (see ``positions``).
-CONTENT_FIELDS = ("status", "progress", "stage", "message", "result", "failedReason",
-                  "attempt", "maxAttempts", "scheduledFor", "waitingFor")
-
 
 def contract_status(rq_status: Optional[str]) -> str:
     """RQ status -> contract status; an unknown or missing status reads as pending."""
@@ -121,8 +116,3 @@ def with_position(event: dict[str, Any], position: Optional[int]) -> dict[str, A
     if position is None or not in_queue(event):
         return event
     return {**event, "position": position, "scheduledFor": None}
-
-
-def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two payloads describe the same state (``updatedAt`` aside)."""
-    return all(a.get(f) == b.get(f) for f in CONTENT_FIELDS)
