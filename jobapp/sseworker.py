@@ -89,15 +89,36 @@ class _Stream:
     def write(self, item: bytes) -> None:
         """One frame, as gunicorn's ``Response.write`` would send it, but with one plain ``send`` while
         the socket takes it all (gevent's ``sendall`` arms a timeout for every call)."""
-        resp = self.resp
-        if not resp.headers_sent or resp.response_length is not None:
-            resp.write(item)
+        if not self.framing_here():
+            self.resp.write(item)
             return
-        data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item
-        resp.sent += len(item)
+        data = self.framed(item)
         sent = self.sock.send(data)
         if sent < len(data):
             self.sock.sendall(data[sent:])
+
+    def framing_here(self) -> bool:
+        """Whether frames can be framed and sent here rather than by gunicorn's ``Response.write``:
+        the headers are out and the body has no set length (a stream's body always, once started)."""
+        return self.resp.headers_sent and self.resp.response_length is None
+
+    def framed(self, item: bytes) -> bytes:
+        """``item`` as gunicorn puts it on the wire (a chunk, if chunked), counted as sent."""
+        resp = self.resp
+        resp.sent += len(item)
+        return b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item
+
+    def sent_at_once(self, data: bytes) -> bool:
+        """In the hub: write what the socket takes without waiting; any rest is left in ``pending``
+        for a greenlet to send (False). A gone client shows as a rest too: the greenlet finds out."""
+        try:
+            written = os.write(self.sock.fileno(), data)
+        except OSError:  # would block, or the client is gone
+            written = 0
+        if written < len(data):
+            self.pending = data[written:]
+            return False
+        return True
 
     def park(self, idle: Idle) -> None:
         if self.pool is not None:
@@ -135,12 +156,11 @@ class _Stream:
     def step_here(self, subscription: Any) -> bool:
         """In the hub: step the stream on its news while its steps only write frames that the
         socket takes at once, until it is idle again or over (True: parked again, or closed by
-        ``end_here``). Anything else is left to
-        the greenlet ``wake`` then starts (False): the rest of a frame as ``pending``, an error as
-        ``pending`` (raised again there), a step that waits (``BLOCKING``) or the stream's end by
-        stepping again. Never for an ``Idle`` that ``reads``: its next step reads Redis whatever comes."""
-        resp, body = self.resp, self.body
-        if not resp.headers_sent or resp.response_length is not None:
+        ``end_here``). Anything else is left to the greenlet ``wake`` then starts (False): the rest
+        of a frame as ``pending``, an error as ``pending`` (raised again there), or a step that waits
+        (``BLOCKING``). Never for an ``Idle`` that ``reads``: its next step reads Redis whatever comes."""
+        body = self.body
+        if not self.framing_here():
             return False
         body.woke(subscription.wait(0) if subscription.ready() else {})
         self.idle = None
@@ -155,16 +175,7 @@ class _Stream:
                     self._start_timer(item.timeout)  # type: ignore[union-attr]
                     subscription.rawlink(self.wake)  # type: ignore[union-attr]
                     return True
-                if item is BLOCKING:
-                    return False
-                data = b"%X\r\n%s\r\n" % (len(item), item) if resp.chunked else item  # type: ignore[arg-type]
-                try:
-                    written = os.write(self.sock.fileno(), data)
-                except OSError:  # would block, or the client is gone: the greenlet's write finds out
-                    written = 0
-                resp.sent += len(item)  # type: ignore[arg-type]
-                if written < len(data):
-                    self.pending = data[written:]
+                if item is BLOCKING or not self.sent_at_once(self.framed(item)):  # type: ignore[arg-type]
                     return False
         except StopIteration:
             return self.end_here()
@@ -176,14 +187,8 @@ class _Stream:
         """In the hub, the stream over: its last chunk, if the socket takes it at once, then the
         access line and the close (True); else a greenlet sends the rest and closes (False)."""
         self.ended = True
-        if self.resp.chunked:
-            try:
-                written = os.write(self.sock.fileno(), LAST_CHUNK)
-            except OSError:
-                written = 0
-            if written < len(LAST_CHUNK):
-                self.pending = LAST_CHUNK[written:]
-                return False
+        if self.resp.chunked and not self.sent_at_once(LAST_CHUNK):
+            return False
         if self.pool is not None:
             self.pool.parked -= 1
         self.finish()
