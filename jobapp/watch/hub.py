@@ -165,10 +165,7 @@ class Hub:
                     self.latest.pop(job_id, None)
                     self._views.pop(job_id, None)
                     self.log_heads.pop(job_id, None)
-                    self.positions.pop(job_id, None)
-                    if self._queued.pop(job_id, None) is not None:
-                        self._queued_changed = True
-                    self.waiting.discard(job_id)
+                    self._unqueue(job_id)
                     self.settled.discard(job_id)
                     self.rq.forget([job_id])
         subscription.job_ids.clear()
@@ -358,10 +355,14 @@ class Hub:
                 self._queued[job_id] = stored.queue  # queued, or scheduled (in its queue once due)
                 self._queued_changed = True
         else:
-            if self._queued.pop(job_id, None) is not None:
-                self._queued_changed = True
-            self.positions.pop(job_id, None)
-            self.waiting.discard(job_id)
+            self._unqueue(job_id)
+
+    def _unqueue(self, job_id: str) -> None:
+        """The job waits in no queue any more (or is no longer watched): forget its place."""
+        if self._queued.pop(job_id, None) is not None:
+            self._queued_changed = True
+        self.positions.pop(job_id, None)
+        self.waiting.discard(job_id)
 
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.watchers)
