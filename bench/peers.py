@@ -223,6 +223,11 @@ class Peer(Target):
         self.own_commands += 1
         return {k.removeprefix("cmdstat_"): v["calls"] for k, v in self.redis.info("commandstats").items()}
 
+    def commands_since(self, before: dict[str, int]) -> dict[str, int]:
+        """Calls per command since ``commandstats()`` gave ``before``, the most called first."""
+        calls = {k: v - before.get(k, 0) for k, v in self.commandstats().items() if v - before.get(k, 0)}
+        return dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+
     def scale_workers(self, count: int) -> None:
         """Run exactly ``count`` RQ workers (new ones start suspended if the flag is set) and wait
         until they have registered."""
@@ -273,8 +278,8 @@ def queue_requests(p: Peer, args, label: str, paths: Path, *, count: int = 0, du
     result = Load(cli, RESULTS / f"{p.name}-{label}.json", timeout=900).result()
     after = p.sample()
     stop_profile(profiler)
-    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
-    result["redis_commands_by_name"] = dict(sorted(stats.items(), key=lambda kv: -kv[1]))
+    stats = p.commands_since(stats_before)
+    result["redis_commands_by_name"] = stats
     requests = result["completed"] + warmup
     result["server"] = window(before, after)
     result["server"]["cpu_ms_per_request"] = round(1000 * (after["cpu"] - before["cpu"]) / max(1, requests), 3)
@@ -336,14 +341,14 @@ def phase_hold(p: Peer, args) -> dict:
         time.sleep(1.0)
     last = p.sample()
     stop_profile(profiler)
-    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
+    stats = p.commands_since(stats_before)
     result = load.result(stop=True)
     conns = watch.stop()
     idle = window(first, last)
     out = {"streams": n, "opened": result["opened"], "errors": result["errors"], "error_count": result["error_count"],
            "ramp_seconds": result["ramp_seconds"], "idle": idle, "rss_idle_kb": base["rss_kb"], "rss_kb": last["rss_kb"],
            "rss_per_stream_kb": round((last["rss_kb"] - base["rss_kb"]) / max(1, result["opened"]), 2),
-           "redis_clients_peak": conns, "redis_commands_by_name": dict(sorted(stats.items(), key=lambda kv: -kv[1]))}
+           "redis_clients_peak": conns, "redis_commands_by_name": stats}
     log(f"{p.name} hold: {result['opened']}/{n} open, errors {result['errors']}, cpu {idle['cpu_pct']}%, "
         f"redis {idle['redis_cps']} cmd/s, {out['rss_per_stream_kb']} KB/stream, clients {conns}, "
         f"others {idle['others_cpu_pct']}%")
@@ -398,7 +403,7 @@ def phase_drain(p: Peer, args) -> dict:
     after = p.sample()
     stop_profile(profiler)
     p.suspend(True)
-    stats = {k: v - stats_before.get(k, 0) for k, v in p.commandstats().items() if v - stats_before.get(k, 0)}
+    stats = p.commands_since(stats_before)
     conns = watch.stop()
     p.scale_workers(1)
     events = result["update_events"]
@@ -411,7 +416,7 @@ def phase_drain(p: Peer, args) -> dict:
            "cpu_ms_per_event": round(1000 * (after["cpu"] - before["cpu"]) / max(1, events), 4),
            "redis_commands": commands, "redis_commands_per_event": round(commands / max(1, events), 4),
            "redis_clients_peak": conns,
-           "redis_commands_by_name": dict(sorted(stats.items(), key=lambda kv: -kv[1]))}
+           "redis_commands_by_name": stats}
     log(f"{p.name} drain: {events} events to {result['opened']} streams in {server['seconds']} s, "
         f"{out['cpu_ms_per_event']} ms CPU and {out['redis_commands_per_event']} Redis commands per event, "
         f"lag p50 {result['latency_ms'].get('p50')} p99 {result['latency_ms'].get('p99')} ms, clients {conns}")

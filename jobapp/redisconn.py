@@ -453,8 +453,7 @@ class ScriptBatcher:
                     with self._lock:
                         if not me.taken:
                             self._queue.remove(me)
-                        if self._queue and self._in_flight < self.max_in_flight:
-                            self._queue[0].event.set()
+                        self._hand_on()
                     raise
                 continue
             try:
@@ -462,11 +461,15 @@ class ScriptBatcher:
             finally:
                 with self._lock:
                     self._in_flight -= 1
-                    if self._queue and self._in_flight < self.max_in_flight:
-                        self._queue[0].event.set()  # the longest waiting leads the next batch
+                    self._hand_on()
         if me.error is not None:
             raise me.error
         return me.reply
+
+    def _hand_on(self) -> None:
+        """(Under the lock.) If a batch may go now, the longest waiting call leads it."""
+        if self._queue and self._in_flight < self.max_in_flight:
+            self._queue[0].event.set()
 
     def _run(self, batch: list[_Call]) -> None:
         pool = self.client.connection_pool
