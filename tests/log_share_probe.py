@@ -14,10 +14,7 @@ import gevent  # noqa: E402
 import redis  # noqa: E402
 
 from jobapp import joblog, keys  # noqa: E402
-
-
-def calls(conn, name: str) -> int:
-    return conn.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0)
+from tests.probe_support import calls  # noqa: E402
 
 
 def main(url: str) -> None:

@@ -14,14 +14,9 @@ import gevent  # noqa: E402
 import redis  # noqa: E402
 
 from jobapp import keys, positions  # noqa: E402
-from tests.probe_support import until  # noqa: E402
+from tests.probe_support import calls, until  # noqa: E402
 from jobapp.watch import hub as hub_module  # noqa: E402
 from jobapp.watch.hub import Hub  # noqa: E402
-
-
-def scans(conn: redis.Redis) -> int:
-    stats = conn.info("commandstats")
-    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("lpos", "lrange"))
 
 
 def main(url: str) -> None:
@@ -41,9 +36,9 @@ def main(url: str) -> None:
     hub._send_places = lambda found: (passes.append(1), send_places(found))  # type: ignore[method-assign]
     sub = hub.subscribe(ids)
     placed = until(lambda: [hub.positions.get(i) for i in ids] == [2, 3, 4])
-    before, passes_before = scans(conn), len(passes)
+    before, passes_before = calls(conn, "lpos", "lrange"), len(passes)
     gevent.sleep(1.0)  # about ten intervals of a line that does not move
-    scans_while_still = scans(conn) - before
+    scans_while_still = calls(conn, "lpos", "lrange") - before
     passes_while_still = len(passes) - passes_before
     conn.lpop(positions.queue_key(queue))  # the job in front is taken
     moved = until(lambda: [hub.positions.get(i) for i in ids] == [1, 2, 3], 5)

@@ -13,3 +13,9 @@ def until(check, seconds: float = 20.0) -> bool:
             return True
         gevent.sleep(0.05)
     return False
+
+
+def calls(conn, *names: str) -> int:
+    """How many times Redis has run these commands so far (``INFO commandstats``, scripts' own included)."""
+    stats = conn.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names)

@@ -9,6 +9,7 @@ from queue import Empty, Full
 import pytest
 
 from jobapp.redisconn import FairLifoQueue
+from tests.probe_support import calls
 
 
 def _wait_for(condition, timeout: float = 10.0) -> None:
@@ -83,7 +84,7 @@ def test_scripts_called_at_once_share_round_trips_and_keep_their_own_replies_and
         batches: list[int] = []
         run = batcher._run
         batcher._run = lambda batch: (batches.append(len(batch)), run(batch))[1]
-        calls_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        calls_before = calls(client, "evalsha")
         words = [f"w{i}" if i % 7 else "fail" for i in range(60)]
 
         def call(word: str):
@@ -100,7 +101,7 @@ def test_scripts_called_at_once_share_round_trips_and_keep_their_own_replies_and
             else:
                 assert reply == word.encode()
         assert sorted(client.lrange("list", 0, -1)) == sorted(w.encode() for w in words if w != "fail")
-        assert client.info("commandstats")["cmdstat_evalsha"]["calls"] - calls_before >= len(words)
+        assert calls(client, "evalsha") - calls_before >= len(words)
         assert sum(batches) == len(words) and len(batches) < len(words), "calls made at once went together"
         server.process.send_signal(__import__("signal").SIGSTOP)
         try:

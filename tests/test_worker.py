@@ -12,11 +12,8 @@ from rq.job import Job
 from jobapp import keys
 from jobapp.extensions import SERIALIZER
 from jobapp.scheduler import HEARTBEAT_SECONDS
+from tests.probe_support import calls
 from tests.support import WorkerProcess, base_env, wait_until
-
-
-def calls(conn, command: str) -> int:
-    return int(conn.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 @pytest.fixture
