@@ -8,11 +8,15 @@ RQ jobs that jobapp did not queue (``statestore.tracked``) share the queues and 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Optional, Sequence
 
 from rq import Queue, Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
+from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
 from . import registry, retries, scheduler, statestore
 from .config import Config
@@ -22,6 +26,9 @@ from .logs import current_job_id
 from .rqjob import JobappJob
 
 log = logging.getLogger("jobapp.worker")
+
+#: How often a suspended worker (``rq suspend``) renews its heartbeat; it lives ``worker_ttl + 60`` s (480).
+SUSPENDED_HEARTBEAT_SECONDS = 15.0
 
 
 def failed_reason(job: Job, exc_type: type, exc_value: BaseException) -> str:
@@ -47,6 +54,32 @@ class JobappWorker(Worker):
             return super().perform_job(job, queue)
         finally:
             current_job_id.reset(token)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's (2.12) with the heartbeat every ``SUSPENDED_HEARTBEAT_SECONDS`` while suspended.
+
+        RQ renews the worker's heartbeat with every one-second look at ``rq suspend``'s key: a
+        transaction of five commands a second for as long as the workers stay suspended. The key is
+        still looked at every second (one ``EXISTS``), so ``rq resume`` is noticed as promptly."""
+        before_state = None
+        beat_at = 0.0
+        while not self._stop_requested:
+            beat = time.monotonic() >= beat_at
+            if not is_suspended(self.connection, self if beat else None):
+                break
+            if beat:
+                beat_at = time.monotonic() + SUSPENDED_HEARTBEAT_SECONDS
+            if burst:
+                self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
+                self.log.info("Worker %s: note: there could still be unfinished jobs on the queue", self.name)
+                raise StopRequested
+            if before_state is None:
+                self.log.info("Worker %s: suspended, run `rq resume` to resume", self.name)
+                before_state = self.get_state()
+                self.set_state(WorkerStatus.SUSPENDED)
+            time.sleep(1)
+        if before_state:
+            self.set_state(before_state)
 
     def _start_scheduler(self, *args, **kwargs) -> None:
         """RQ's scheduler with its locks renewed every 15 s rather than every second (``scheduler``)."""

@@ -1,5 +1,6 @@
 """jobapp's worker (``python worker.py``): RQ's scheduler with its locks renewed every 15 s, not on every
-one-second check (jobapp/scheduler.py), and RQ jobs that jobapp did not queue run as RQ runs them."""
+one-second check (jobapp/scheduler.py), a suspended worker's heartbeat every 15 s, not on every one-second
+look at ``rq suspend``'s key, and RQ jobs that jobapp did not queue run as RQ runs them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import timedelta
 import pytest
 from rq import Queue
 from rq.job import Job
+from rq.suspension import resume, suspend
 
 from jobapp import keys
 from jobapp.extensions import SERIALIZER
 from jobapp.scheduler import HEARTBEAT_SECONDS
+from jobapp.worker import SUSPENDED_HEARTBEAT_SECONDS
 from tests.probe_support import calls
 from tests.support import WorkerProcess, base_env, wait_until
 
@@ -46,3 +49,27 @@ def test_rq_jobs_jobapp_did_not_queue_run_as_rq_runs_them(worker, redis_conn):
     failed = Job.fetch(failing.id, connection=redis_conn, serializer=SERIALIZER)
     assert "failedReason" not in failed.meta and "JSONDecodeError" in (failed.latest_result().exc_string or "")
     assert not redis_conn.exists(keys.job_state(scheduled.id), keys.job_state(failing.id)), "no jobapp state"
+
+
+def test_a_suspended_worker_looks_every_second_and_renews_its_heartbeat_every_15_s(redis_server, redis_conn,
+                                                                                   artifacts):
+    suspend(redis_conn)  # what `rq suspend` does; a worker started now waits before its first dequeue
+    process = WorkerProcess(base_env(redis_server.url), artifacts)
+    try:
+        worker_key = wait_until(lambda: next((key for key in redis_conn.smembers("rq:workers")
+                                              if redis_conn.hget(key, "state") == b"suspended"), None),
+                                timeout=60, what="the worker suspended")
+        looks, beats = calls(redis_conn, "exists"), calls(redis_conn, "hset")
+        wait_until(lambda: calls(redis_conn, "exists") - looks >= 5, timeout=60, what="five looks at the suspension")
+        beaten = calls(redis_conn, "hset") - beats  # the heartbeat's HSET; the scheduler writes no hash here
+        assert beaten <= 1, f"{beaten} heartbeats in five one-second looks while suspended"
+        queue = Queue(redis_conn.hget(worker_key, "queues").decode().split(",")[0], connection=redis_conn,
+                      serializer=SERIALIZER)
+        held = queue.enqueue("os.getpid")
+        assert held.get_status(refresh=True) == "queued"
+        resume(redis_conn)  # what `rq resume` does: the worker notices within a second or so
+        wait_until(lambda: held.get_status(refresh=True) == "finished", timeout=30, what="the job run after rq resume")
+        assert redis_conn.ttl(worker_key) > 0 and SUSPENDED_HEARTBEAT_SECONDS < 480 / 4, "the worker never expires"
+    finally:
+        resume(redis_conn)
+        process.stop()
