@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,6 +282,7 @@ def queue_requests(p: Peer, args, label: str, paths: Path, *, count: int = 0, du
     stats = p.commands_since(stats_before)
     result["redis_commands_by_name"] = stats
     requests = result["completed"] + warmup
+    result["requests"], result["warmup"] = requests, warmup
     result["server"] = window(before, after)
     result["server"]["cpu_ms_per_request"] = round(1000 * (after["cpu"] - before["cpu"]) / max(1, requests), 3)
     result["server"]["redis_commands_per_request"] = round(
@@ -292,10 +294,41 @@ def queue_requests(p: Peer, args, label: str, paths: Path, *, count: int = 0, du
     return result
 
 
-def phase_queue(p: Peer, args) -> dict:
+def phase_queue(p: Peer, args, turn: int = 0) -> dict:
+    """One of the queue phase's ``--queue-rounds`` turns: its share of ``--fill`` (the warm-up in the first)."""
     wait_quiet(args, f"{p.name} queue")
     p.suspend(True)
-    return queue_requests(p, args, "queue", p.paths_file, count=args.fill, warmup=args.warmup)
+    count = args.fill // args.queue_rounds + (args.fill % args.queue_rounds if turn == 0 else 0)
+    paths = p.paths_file.with_name(f"{p.paths_file.stem}-{turn}.txt")
+    result = queue_requests(p, args, "queue", paths, count=count, warmup=args.warmup if turn == 0 else 0)
+    with p.paths_file.open("a" if turn else "w") as handle:  # every turn's jobs, for the hold
+        handle.write(paths.read_text())
+    paths.unlink()
+    return result
+
+
+def median_turn(turns: list[dict]) -> dict:
+    """The queue phase's figures over its turns: the median turn's rate and latencies (servers take
+    turns, so a noisy minute on a shared machine falls on one turn of one server, not on its whole
+    phase), CPU and Redis commands per request over all turns, every turn's own figures kept."""
+    done = [t for t in turns if "rps" in t]
+    if not done:
+        return turns[-1]
+    middle = sorted(done, key=lambda t: t["rps"])[(len(done) - 1) // 2]
+    merged = {**middle, "turns": turns, "completed": sum(t["completed"] for t in done)}
+    merged["latency_ms"] = {k: statistics.median(t["latency_ms"][k] for t in done if k in t["latency_ms"])
+                            for k in middle["latency_ms"]}
+    merged["statuses"], merged["errors"], merged["redis_commands_by_name"] = {}, {}, {}
+    for t in done:
+        for field in ("statuses", "errors", "redis_commands_by_name"):
+            for k, v in t.get(field, {}).items():
+                merged[field][k] = merged[field].get(k, 0) + v
+    requests = sum(t["completed"] for t in done) + turns[0].get("warmup", 0)
+    merged["server"] = {**middle["server"], "others_cpu_pct": max(t["server"]["others_cpu_pct"] for t in done)}
+    for figure in ("cpu_ms_per_request", "redis_commands_per_request"):  # weighted by each turn's requests
+        merged["server"][figure] = round(sum(t["server"][figure] * t["requests"] for t in done)
+                                         / max(1, sum(t["requests"] for t in done)), 3)
+    return merged
 
 
 def phase_burst(p: Peer, args) -> dict:
@@ -564,6 +597,9 @@ def parse(argv) -> argparse.Namespace:
                         help="phases to run (comma list; hold needs queue's jobs); a partial run leaves the README alone")
     parser.add_argument("--profile", help="py-spy's path: profile each web process through the queue, hold and drain phases "
                         "(results/logs/<server>-<phase>-profile.txt, collapsed stacks)")
+    parser.add_argument("--queue-rounds", type=int, default=None,
+                        help="turns the servers take at the queue phase, each with its share of --fill; the "
+                             "table gives each server's median turn (3; 1 with --quick)")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
@@ -572,6 +608,8 @@ def parse(argv) -> argparse.Namespace:
                               ("burst", 10.0, 2.0), ("drain_jobs", 200, 20), ("workers", 6, 2)):
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
+    if args.queue_rounds is None:
+        args.queue_rounds = 1 if q else 3
     if args.fill is None:
         args.fill = args.streams + (100 if q else 500)
     if q:  # no waiting for a quiet machine or for closed warm-up streams to be noticed
@@ -621,13 +659,17 @@ def main(argv=None) -> dict:
         phases = [(phase, fn) for phase, fn in (("queue", phase_queue), ("burst", phase_burst), ("hold", phase_hold),
                                                 ("drain", phase_drain)) if phase in args.phases.split(",")]
         for phase, fn in phases:
-            for name, peer in peers.items():
-                try:
-                    results["servers"].setdefault(name, {})[phase] = fn(peer, args)
-                except (OSError, RuntimeError, redis.RedisError) as exc:
-                    log(f"{name} {phase}: failed: {type(exc).__name__}: {str(exc)[:500]}")
-                    results["servers"][name][phase] = {"failed": f"{type(exc).__name__}: {str(exc)[:500]}"}
-                    peer.ensure_alive()
+            turns: dict[str, list[dict]] = {name: [] for name in peers}
+            for turn in range(args.queue_rounds if phase == "queue" else 1):  # the servers take turns
+                for name, peer in peers.items():
+                    try:
+                        turns[name].append(fn(peer, args, turn) if phase == "queue" else fn(peer, args))
+                    except (OSError, RuntimeError, redis.RedisError) as exc:
+                        log(f"{name} {phase}: failed: {type(exc).__name__}: {str(exc)[:500]}")
+                        turns[name].append({"failed": f"{type(exc).__name__}: {str(exc)[:500]}"})
+                        peer.ensure_alive()
+            for name, done in turns.items():
+                results["servers"].setdefault(name, {})[phase] = median_turn(done) if phase == "queue" else done[0]
     finally:
         for peer in peers.values():
             peer.stop()
