@@ -19,6 +19,7 @@ from typing import Optional
 
 import gevent
 import redis
+from gevent.lock import Semaphore
 
 from . import keys
 
@@ -35,6 +36,7 @@ class StreamCap:
         self.limit = limit
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._refresher: Optional[gevent.Greenlet] = None
+        self._starting = Semaphore()  # one refresher per process, however many streams open at once
         self._pid: Optional[int] = None
         self._released: dict[str, int] = {}  # user id -> closed streams not yet uncounted in Redis
         self._releaser: Optional[gevent.Greenlet] = None
@@ -47,14 +49,16 @@ class StreamCap:
         if self._pid != os.getpid():  # forked: a process of its own
             self._pid = os.getpid()
             self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            self._refresher = None
+            self._refresher, self._starting = None, Semaphore()
             self._released, self._releaser = {}, None
         if self._refresher is None or self._refresher.dead:
-            try:
-                self._refresh()
-            except redis.exceptions.OutOfMemoryError:
-                log.warning("stream counts not refreshed: redis is full")
-            self._refresher = gevent.spawn(self._refresh_forever)
+            with self._starting:  # the first refresh waits on Redis: streams opening meanwhile wait for it
+                if self._refresher is None or self._refresher.dead:
+                    try:
+                        self._refresh()
+                    except redis.exceptions.OutOfMemoryError:
+                        log.warning("stream counts not refreshed: redis is full")
+                    self._refresher = gevent.spawn(self._refresh_forever)
 
     def _refresh(self) -> None:
         with self._connection.pipeline(transaction=False) as pipe:

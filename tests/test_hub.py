@@ -88,3 +88,9 @@ def test_a_state_goes_out_between_batches_of_new_places_not_after_them():
     assert seen["places"] == 5 * seen["batch"] and seen["positions"] == seen["places"], "every new place goes out"
     assert seen["state_at"] <= seen["batch"], f"the state waited behind {seen['state_at']} place wake-ups"
     assert seen["woken_again"] == 0, "an unchanged place wakes nobody"
+
+
+def test_streams_opening_at_once_start_one_stream_count_refresher(redis_server):
+    seen = run_probe("streamcap_probe", redis_server.url, 60)
+    assert seen["opened"] == 20 and seen["total"] == 20 and seen["refusal"] is False, seen
+    assert seen["refreshes"] == 1, f"{seen['refreshes']} refreshers renew this process's stream counts"
