@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from rq import Queue, Worker
 from rq.exceptions import StopRequested
 from rq.job import Job
-from rq.suspension import is_suspended
+from rq.suspension import WORKERS_SUSPENDED, is_suspended
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
@@ -60,15 +60,18 @@ class JobappWorker(Worker):
 
         RQ renews the worker's heartbeat with every one-second look at ``rq suspend``'s key: a
         transaction of five commands a second for as long as the workers stay suspended. The key is
-        still looked at every second (one ``EXISTS``), so ``rq resume`` is noticed as promptly."""
+        still looked at every second (one ``EXISTS``, no transaction), so ``rq resume`` is noticed as
+        promptly."""
         before_state = None
         beat_at = 0.0
         while not self._stop_requested:
-            beat = time.monotonic() >= beat_at
-            if not is_suspended(self.connection, self if beat else None):
-                break
-            if beat:
+            if time.monotonic() >= beat_at:
+                suspended = is_suspended(self.connection, self)  # RQ's: heartbeat and look, one transaction
                 beat_at = time.monotonic() + SUSPENDED_HEARTBEAT_SECONDS
+            else:
+                suspended = self.connection.exists(WORKERS_SUSPENDED)
+            if not suspended:
+                break
             if burst:
                 self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
                 self.log.info("Worker %s: note: there could still be unfinished jobs on the queue", self.name)
