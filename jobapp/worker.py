@@ -62,7 +62,7 @@ class JobappWorker(Worker):
         transaction of five commands a second for as long as the workers stay suspended. The key is
         still looked at every second (one ``EXISTS``, no transaction), so ``rq resume`` is noticed as
         promptly."""
-        before_state = None
+        before_state, notified = None, False
         beat_at = 0.0
         while not self._stop_requested:
             if time.monotonic() >= beat_at:
@@ -76,9 +76,9 @@ class JobappWorker(Worker):
                 self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
                 self.log.info("Worker %s: note: there could still be unfinished jobs on the queue", self.name)
                 raise StopRequested
-            if before_state is None:
+            if not notified:
                 self.log.info("Worker %s: suspended, run `rq resume` to resume", self.name)
-                before_state = self.get_state()
+                before_state, notified = self.get_state(), True
                 self.set_state(WorkerStatus.SUSPENDED)
             time.sleep(1)
         if before_state:

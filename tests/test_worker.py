@@ -12,11 +12,21 @@ from rq.job import Job
 from rq.suspension import resume, suspend
 
 from jobapp import keys
+from jobapp.devredis import RedisServer
 from jobapp.extensions import SERIALIZER
 from jobapp.scheduler import HEARTBEAT_SECONDS
 from jobapp.worker import SUSPENDED_HEARTBEAT_SECONDS
 from tests.probe_support import calls
 from tests.support import WorkerProcess, base_env, wait_until
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A Redis of this module's own: the session's also serves the shared service, whose worker's
+    scheduler and web process would count in these tests' command counts."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
