@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from jobapp.devredis import RedisServer
 from tests.sse_client import queue_character, raw_stream, read_until
 from tests.support import ROOT
 
@@ -90,7 +91,11 @@ def test_a_state_goes_out_between_batches_of_new_places_not_after_them():
     assert seen["woken_again"] == 0, "an unchanged place wakes nobody"
 
 
-def test_streams_opening_at_once_start_one_stream_count_refresher(redis_server):
-    seen = run_probe("streamcap_probe", redis_server.url, 60)
+def test_streams_opening_at_once_start_one_stream_count_refresher():
+    server = RedisServer().start()  # its own: the shared service's refresher writes the same key
+    try:
+        seen = run_probe("streamcap_probe", server.url, 60)
+    finally:
+        server.stop()
     assert seen["opened"] == 20 and seen["total"] == 20 and seen["refusal"] is False, seen
     assert seen["refreshes"] == 1, f"{seen['refreshes']} refreshers renew this process's stream counts"
