@@ -130,7 +130,7 @@ class Hub:
         self._dirty: set[str] = set()
         self._wake = Event()
         self._pid: Optional[int] = None
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: dict[str, gevent.Greenlet] = {}  # by loop: each runs once per process
         lifecycle.on_shutdown(self.wake_all)
 
     # -- streams' side -------------------------------------------------------------------
@@ -173,14 +173,22 @@ class Hub:
 
     # -- background greenlets --------------------------------------------------------------
     def _ensure_running(self) -> None:
-        """Start the greenlets once per process (after a fork, the parent's are not ours)."""
-        if self._pid == os.getpid() and all(not g.dead for g in self._greenlets):
-            return
-        self._pid = os.getpid()
-        self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._fetch), gevent.spawn(self._reap),
-                           gevent.spawn(self._place)]
+        """Start the greenlets once per process (after a fork, the parent's are not ours), and again
+        only the one that died: a second listener or fetcher beside a live one would handle every
+        announcement twice, and two fetchers would lose the announcements made during each other's reads."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._greenlets = {}
+        loops = [self._listen, self._fetch, self._reap, self._place]
         if self._rq_poll_seconds > 0:
-            self._greenlets.append(gevent.spawn(self._poll_rq))
+            loops.append(self._poll_rq)
+        for loop in loops:
+            running = self._greenlets.get(loop.__name__)
+            if running is not None and not running.dead:
+                continue
+            if running is not None:
+                log.error("hub: %s stopped (%r); started again", loop.__name__, running.exception)
+            self._greenlets[loop.__name__] = gevent.spawn(loop)
 
     def current(self, job_id: str) -> Optional[StoredState]:
         """The job's latest state as streams see it: as stored, plus its place in line.
