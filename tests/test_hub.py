@@ -99,3 +99,17 @@ def test_streams_opening_at_once_start_one_stream_count_refresher():
         server.stop()
     assert seen["opened"] == 20 and seen["total"] == 20 and seen["refusal"] is False, seen
     assert seen["refreshes"] == 1, f"{seen['refreshes']} refreshers renew this process's stream counts"
+
+
+def test_a_hub_loop_that_dies_is_started_again_alone(redis_server):
+    seen = run_probe("hub_restart_probe", redis_server.url, 60)
+    assert seen["unchanged_while_alive"], seen
+    assert seen["replaced"] == ["_place"], f"only the dead loop starts again: {seen}"
+    assert seen["kept"] == sorted(set(seen["loops"]) - {"_place"}) and seen["live"] == len(seen["loops"]), seen
+
+
+def test_a_job_forgotten_during_an_rq_poll_stays_forgotten(redis_server):
+    seen = run_probe("rqpoll_forget_probe", redis_server.url, 60)
+    assert seen["waiting_when_forgotten"] and seen["error"] == "None", seen
+    assert not seen["closing_kept"], "a job no stream watches any more is kept in the poll's memory"
+    assert seen["staying_kept"], seen

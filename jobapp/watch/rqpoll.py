@@ -82,10 +82,14 @@ class RQPoller:
         self._chunk = chunk
         self.seen: dict[str, tuple[Optional[bytes], Optional[bytes]]] = {}  # job id -> (status, meta) last read
         self.reads = 0  # HMGETs issued (the benchmark reads it)
+        self._polls = 0  # polls waiting on their reads now
+        self._forgotten: set[str] = set()  # jobs forgotten meanwhile: their reads must not be kept
 
     def forget(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
             self.seen.pop(job_id, None)
+            if self._polls:
+                self._forgotten.add(job_id)
 
     def poll(self, job_ids: list[str], stored: dict[str, bytes]) -> int:
         """Read RQ's hashes of ``job_ids``; record each job whose hash changed and disagrees with its stored
@@ -94,15 +98,22 @@ class RQPoller:
         if not job_ids:
             return 0
         rows: list = []
-        with self._connection.pipeline(transaction=False) as pipe:
-            for start in range(0, len(job_ids), self._chunk):
-                for job_id in job_ids[start:start + self._chunk]:
-                    pipe.hmget(Job.key_for(job_id), *FIELDS)
-                rows.extend(pipe.execute())
+        self._polls += 1
+        try:
+            with self._connection.pipeline(transaction=False) as pipe:
+                for start in range(0, len(job_ids), self._chunk):
+                    for job_id in job_ids[start:start + self._chunk]:
+                        pipe.hmget(Job.key_for(job_id), *FIELDS)
+                    rows.extend(pipe.execute())
+            forgotten = self._forgotten  # the last stream of these closed during the reads
+        finally:
+            self._polls -= 1
+            if not self._polls:
+                self._forgotten = set()
         self.reads += len(job_ids)
         changed: list[tuple[str, Optional[bytes], dict]] = []
         for job_id, (status, meta_raw) in zip(job_ids, rows):
-            if status is None:  # gone from RQ (expired or deleted): nothing to read
+            if status is None or job_id in forgotten:  # gone from RQ (expired or deleted), or no longer watched
                 continue
             if self.seen.get(job_id) == (status, meta_raw):
                 continue
