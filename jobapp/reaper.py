@@ -49,27 +49,36 @@ def stale_jobs(connection: redis.Redis, dead_after: float, now: Optional[float] 
             if status == b"started" and now - max(_epoch(beat), _epoch(started)) > dead_after]
 
 
-def fail_dead(connection: redis.Redis, job_id: str) -> None:
-    job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
-    job.get_meta(refresh=True)
-    job.meta["failedReason"] = DIED
-    registry = StartedJobRegistry(job.origin, connection=connection, serializer=SERIALIZER)
+def fail_dead(connection: redis.Redis, job_id: str) -> bool:
+    """Fail the job RQ's way, only if jobapp queued it and it is still ``started`` when the failure is
+    written (a job that finished or failed since it was found stale keeps its end). Returns whether
+    it was failed."""
     with connection.pipeline() as pipe:
-        pipe.hset(job.key, "meta", SERIALIZER.dumps(job.meta))
-        job.set_status(JobStatus.FAILED, pipeline=pipe)
-        job._handle_failure(f"{DIED} (no heartbeat); failed by jobapp's reaper", pipe, worker_name="")
-        registry.remove_executions(job, pipeline=pipe)
-        pipe.zrem(registry.key, job_id)
-        pipe.execute()
+        try:
+            pipe.watch(Job.key_for(job_id))
+            if pipe.hget(Job.key_for(job_id), "status") != b"started":
+                return False
+            job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
+            if not statestore.tracked(job):  # a team's own RQ job: RQ's own cleanup handles it, as under rq worker
+                return False
+            job.meta["failedReason"] = DIED
+            registry = StartedJobRegistry(job.origin, connection=connection, serializer=SERIALIZER)
+            pipe.multi()
+            pipe.hset(job.key, "meta", SERIALIZER.dumps(job.meta))
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            job._handle_failure(f"{DIED} (no heartbeat); failed by jobapp's reaper", pipe, worker_name="")
+            registry.remove_executions(job, pipeline=pipe)
+            pipe.zrem(registry.key, job_id)
+            pipe.execute()
+        except redis.WatchError:  # its worker wrote to it meanwhile: alive after all, or done
+            return False
     statestore.record(connection, job)
     log.warning("job %s failed: %s", job_id, DIED)
+    return True
 
 
 def reap(connection: redis.Redis, dead_after: float, lock_seconds: float) -> int:
     """One pass, if this process holds the lock; returns how many jobs it failed."""
     if not connection.set(keys.REAPER_LOCK, b"1", nx=True, px=int(lock_seconds * 1000)):
         return 0
-    stale = stale_jobs(connection, dead_after)
-    for job_id in stale:
-        fail_dead(connection, job_id)
-    return len(stale)
+    return sum(fail_dead(connection, job_id) for job_id in stale_jobs(connection, dead_after))
