@@ -315,20 +315,29 @@ def median_turn(turns: list[dict]) -> dict:
     if not done:
         return turns[-1]
     middle = sorted(done, key=lambda t: t["rps"])[(len(done) - 1) // 2]
-    merged = {**middle, "turns": turns, "completed": sum(t["completed"] for t in done)}
-    merged["latency_ms"] = {k: statistics.median(t["latency_ms"][k] for t in done if k in t["latency_ms"])
-                            for k in middle["latency_ms"]}
-    merged["statuses"], merged["errors"], merged["redis_commands_by_name"] = {}, {}, {}
-    for t in done:
-        for field in ("statuses", "errors", "redis_commands_by_name"):
-            for k, v in t.get(field, {}).items():
-                merged[field][k] = merged[field].get(k, 0) + v
-    requests = sum(t["completed"] for t in done) + turns[0].get("warmup", 0)
+    merged = {**middle, "turns": turns, "completed": sum(t["completed"] for t in done),
+              "latency_ms": median_latencies(done, middle["latency_ms"])}
+    for field in ("statuses", "errors", "redis_commands_by_name"):
+        merged[field] = summed(done, field)
     merged["server"] = {**middle["server"], "others_cpu_pct": max(t["server"]["others_cpu_pct"] for t in done)}
     for figure in ("cpu_ms_per_request", "redis_commands_per_request"):  # weighted by each turn's requests
         merged["server"][figure] = round(sum(t["server"][figure] * t["requests"] for t in done)
                                          / max(1, sum(t["requests"] for t in done)), 3)
     return merged
+
+
+def median_latencies(done: list[dict], keys: dict) -> dict:
+    """Each latency percentile in ``keys``: its median over the turns ``done``."""
+    return {k: statistics.median(t["latency_ms"][k] for t in done if k in t["latency_ms"]) for k in keys}
+
+
+def summed(done: list[dict], field: str) -> dict:
+    """The turns' counts under ``field`` (statuses, errors, commands by name), added up."""
+    total: dict = {}
+    for t in done:
+        for k, v in t.get(field, {}).items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def phase_burst(p: Peer, args) -> dict:
@@ -461,19 +470,15 @@ def median_drain(turns: list[dict]) -> dict:
     and lag percentile the median of the turns' (a few noisy seconds on a shared 2-core machine move a
     p99 of tens of milliseconds by half), and each connection peak the highest of any turn (a budget)."""
     done = [t for t in turns if "latency_ms" in t]
-    if len(done) < 2:
-        return turns[0]
-    merged = {**sorted(done, key=lambda t: t["latency_ms"].get("p99", 0))[(len(done) - 1) // 2], "turns": turns}
+    if not done:
+        return turns[-1]
+    middle = sorted(done, key=lambda t: t["latency_ms"].get("p99", 0))[(len(done) - 1) // 2]
+    merged = {**middle, "turns": turns, "latency_ms": median_latencies(done, middle["latency_ms"]),
+              "errors": summed(done, "errors")}
     for figure in ("cpu_ms_per_event", "redis_commands_per_event"):
         merged[figure] = statistics.median(t[figure] for t in done)
-    merged["latency_ms"] = {k: statistics.median(t["latency_ms"][k] for t in done if k in t["latency_ms"])
-                            for k in merged["latency_ms"]}
     merged["redis_clients_peak"] = {k: max(t["redis_clients_peak"].get(k, 0) for t in done)
-                                    for k in merged["redis_clients_peak"]}
-    merged["errors"] = {}
-    for t in done:
-        for k, v in t["errors"].items():
-            merged["errors"][k] = merged["errors"].get(k, 0) + v
+                                    for k in middle["redis_clients_peak"]}
     return merged
 
 
