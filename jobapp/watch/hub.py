@@ -176,6 +176,8 @@ class Hub:
         """Start the greenlets once per process (after a fork, the parent's are not ours), and again
         only the one that died: a second listener or fetcher beside a live one would handle every
         announcement twice, and two fetchers would lose the announcements made during each other's reads."""
+        if self._pid == os.getpid() and all(not g.dead for g in self._greenlets.values()):
+            return  # every stream's open comes here: the usual answer costs no more than before
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._greenlets = {}
