@@ -53,10 +53,11 @@ def fail_dead(connection: redis.Redis, job_id: str) -> bool:
     """Fail the job RQ's way, only if jobapp queued it and it is still ``started`` when the failure is
     written (a job that finished or failed since it was found stale keeps its end). Returns whether
     it was failed."""
+    key = Job.key_for(job_id)
     with connection.pipeline() as pipe:
         try:
-            pipe.watch(Job.key_for(job_id))
-            if pipe.hget(Job.key_for(job_id), "status") != b"started":
+            pipe.watch(key)
+            if pipe.hget(key, "status") != b"started":
                 return False
             job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
             if not statestore.tracked(job):  # a team's own RQ job: RQ's own cleanup handles it, as under rq worker
