@@ -158,6 +158,75 @@ class ConnWatch(threading.Thread):
         return dict(self.peak)
 
 
+class Monitor(threading.Thread):
+    """Redis ``MONITOR`` through a window: every command counted by who sent it (``web``, ``worker-<n>``,
+    ``bench`` for our own sampling, ``script`` for a script's commands), so an idle floor can be
+    taken apart. MONITOR costs Redis a little: only ``--monitor`` runs it, in the hold."""
+
+    def __init__(self, peer: "Peer") -> None:
+        super().__init__(daemon=True)
+        self.peer = peer
+        self.halt = threading.Event()
+        self.calls: dict[tuple[str, int], dict[str, int]] = {}  # (address, port) -> command -> calls
+        self.monitor = redis.Redis(port=peer.redis_server.port).monitor()
+        self.monitor.__enter__()
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            while not self.halt.is_set():
+                entry = self.monitor.next_command()
+                command = entry["command"].split(" ", 1)[0].lower()
+                sender = (entry.get("client_type") or "", int(entry.get("client_port") or 0))
+                per = self.calls.setdefault(sender, {})
+                per[command] = per.get(command, 0) + 1
+        except (redis.RedisError, OSError, ValueError):
+            pass
+
+    def owners(self) -> dict[int, str]:
+        """Client port -> who holds that connection now (connections closed meanwhile are not found)."""
+        p = self.peer
+        inode_port = {parts[9]: port_of(parts[1]) for parts in tcp_rows()
+                      if parts[3] == "01" and port_of(parts[2]) == p.redis_server.port}
+        trees = [("web", _tree(p.web.popen.pid)), ("bench", [os.getpid()])]
+        trees += [(f"worker-{i}", _tree(w.popen.pid)) for i, w in enumerate(p.workers) if w.popen.poll() is None]
+        found: dict[int, str] = {}
+        for name, pids in trees:
+            for pid in pids:
+                try:
+                    fds = os.listdir(f"/proc/{pid}/fd")
+                except OSError:
+                    continue
+                for fd in fds:
+                    try:
+                        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    except OSError:
+                        continue
+                    if link.startswith("socket:[") and link[8:-1] in inode_port:
+                        found[inode_port[link[8:-1]]] = name
+        return found
+
+    def stop(self) -> dict:
+        """``{sender: {command: calls per second}}``, the busiest sender first."""
+        owners = self.owners()
+        self.halt.set()
+        seconds = time.monotonic() - self.started
+        try:
+            self.monitor.connection.disconnect()
+        except (redis.RedisError, OSError):
+            pass
+        self.join(5)
+        out: dict[str, dict[str, int]] = {}
+        for (kind, port), calls in list(self.calls.items()):
+            name = "script" if kind == "lua" else owners.get(port, f"closed-{port}")
+            per = out.setdefault(name, {})
+            for command, count in calls.items():
+                per[command] = per.get(command, 0) + count
+        rated = {name: dict(sorted(((c, round(n / seconds, 2)) for c, n in calls.items()), key=lambda kv: -kv[1]))
+                 for name, calls in out.items()}
+        return dict(sorted(rated.items(), key=lambda kv: -sum(kv[1].values())))
+
+
 # -- one server under test ----------------------------------------------------------------------------
 
 class Peer(Target):
@@ -379,10 +448,14 @@ def phase_hold(p: Peer, args) -> dict:
     first = p.sample()
     stats_before = p.commandstats()
     profiler = profile(p, args, "hold")
+    monitor = Monitor(p) if args.monitor else None
+    if monitor:
+        monitor.start()
     while time.time() < t_ready + args.settle + hold:
         time.sleep(1.0)
     last = p.sample()
     stop_profile(profiler)
+    senders = monitor.stop() if monitor else None
     stats = p.commands_since(stats_before)
     result = load.result(stop=True)
     conns = watch.stop()
@@ -391,6 +464,9 @@ def phase_hold(p: Peer, args) -> dict:
            "ramp_seconds": result["ramp_seconds"], "idle": idle, "rss_idle_kb": base["rss_kb"], "rss_kb": last["rss_kb"],
            "rss_per_stream_kb": round((last["rss_kb"] - base["rss_kb"]) / max(1, result["opened"]), 2),
            "redis_clients_peak": conns, "redis_commands_by_name": stats}
+    if senders is not None:
+        out["redis_commands_per_second_by_sender"] = senders
+        log(f"{p.name} hold: commands/s by sender {json.dumps(senders)}")
     log(f"{p.name} hold: {result['opened']}/{n} open, errors {result['errors']}, cpu {idle['cpu_pct']}%, "
         f"redis {idle['redis_cps']} cmd/s, {out['rss_per_stream_kb']} KB/stream, clients {conns}, "
         f"others {idle['others_cpu_pct']}%")
@@ -629,6 +705,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--drain-rounds", type=int, default=None,
                         help="drains each server runs, in rotation (per-stream polling runs one); the table gives "
                              "each figure's median, and each connection peak's highest (3; 1 with --quick)")
+    parser.add_argument("--monitor", action="store_true",
+                        help="Redis MONITOR through the hold: commands/s by sender (web, worker, script) in peers.json")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
