@@ -1,4 +1,5 @@
-"""The hub reads a queue for places in line only when the line moved (or at its periodic full read).
+"""The hub reads a queue for places in line only when the line moved (or at its periodic full read),
+looks at a line that stands still less and less often, and looks again at once on news.
 
 Usage: python -m tests.place_marks_probe REDIS_URL — prints one JSON line of observations.
 """
@@ -46,10 +47,22 @@ def main(url: str) -> None:
     conn.lrem(positions.queue_key(queue), 0, ids[1])
     conn.rpush(positions.queue_key(queue), "behind")
     corrected = until(lambda: hub.positions.get(ids[2]) == 2, 10)
+    # A still line: the looks (LLEN, one per look) thin out. 6.5 s at a 0.1 s interval would be 65 looks;
+    # doubling, they come at about 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s, and the next at 12.7 s.
+    hub_module.STILL_LINE_SECONDS = 30.0
+    before = calls(conn, "llen")
+    gevent.sleep(6.5)
+    looks_while_still = calls(conn, "llen") - before
+    # News (any announced state, here another job's) brings the next look forward: the move below
+    # shows at once rather than at the 12.7 s look.
+    conn.publish(keys.CHANGES_CHANNEL, "some-other-job")
+    conn.lpop(positions.queue_key(queue))
+    moved_after_news = until(lambda: hub.positions.get(ids[2]) == 1, 4)
     sub.close()
     print(json.dumps({"placed": placed, "scans_while_still": scans_while_still, "moved": moved,
                       "passes_while_still": passes_while_still,
-                      "corrected_by_full_read": corrected}))
+                      "corrected_by_full_read": corrected, "looks_while_still": looks_while_still,
+                      "moved_after_news": moved_after_news}))
 
 
 if __name__ == "__main__":

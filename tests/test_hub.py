@@ -75,13 +75,19 @@ def test_rq_poll_skips_jobs_found_waiting_in_their_queue(redis_server):
     assert seen["read_after_leaving"], "a job that left its queue is read again"
 
 
-def test_places_are_read_again_only_when_the_line_moves(redis_server):
-    seen = run_probe("place_marks_probe", redis_server.url, 90)
+def test_places_are_read_again_only_when_the_line_moves():
+    server = RedisServer().start()  # its own: it counts every LLEN
+    try:
+        seen = run_probe("place_marks_probe", server.url, 90)
+    finally:
+        server.stop()
     assert seen["placed"], "the first lookup places every watched job"
     assert seen["scans_while_still"] == 0, "a line that does not move is not scanned again"
     assert seen["passes_while_still"] == 0, "nor are the places of its jobs gone over again"
     assert seen["moved"], "a job leaving the front moves everyone up"
     assert seen["corrected_by_full_read"], "the periodic full read catches a change the marks cannot see"
+    assert seen["looks_while_still"] <= 12, f"{seen['looks_while_still']} looks at a still line in 6.5 s"
+    assert seen["moved_after_news"], "an announced state brings the next look forward"
 
 
 def test_a_state_goes_out_between_batches_of_new_places_not_after_them():

@@ -21,6 +21,11 @@ The same lookup spares the RQ poll (``rqpoll``): a job the latest lookup found s
 queue has not been taken by any worker, so its RQ hash is not read that second. When a lookup no
 longer finds a job it found before, that job's hash is read at once, so a plain worker's job is
 seen within one place-in-line interval (used only when that interval is no longer than the poll's).
+
+A line that stands still is looked at less often, down to every ``STILL_LINE_SECONDS``, so idle
+streams on waiting jobs cost Redis almost nothing. Any announced state (a jobapp worker taking a job,
+a job queued through jobapp) brings the looks back to every interval at once; only a plain worker's
+first move after a still spell shows up to ``STILL_LINE_SECONDS`` late, and the moves after it on time.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ log = logging.getLogger("jobapp.hub")
 #: Even a queue whose length and first job stay the same is read in full this often: a job removed
 #: from the middle while another is pushed on the end changes places without changing either.
 FULL_LOOKUP_SECONDS = 10.0
+#: A line found standing still is looked at less and less often, down to once in this many seconds,
+#: until news (any announced state: a jobapp worker took a job, a job was queued) or a look finds it moved.
+STILL_LINE_SECONDS = 5.0
 #: Place news wakes about this many streams, then waits for the process to be idle (or at most one
 #: check interval) before the next batch: state news, which arrives meanwhile, goes first.
 PLACE_BATCH_STREAMS = 200
@@ -116,6 +124,8 @@ class Hub:
         self._looked_up: dict[str, set[str]] = {}
         self._marks: dict[str, tuple[int, Optional[bytes]]] = {}
         self._full_at: dict[str, float] = {}
+        self._line_news = Event()  # a state was announced: some line may have moved
+        self._found: dict[str, int] = {}  # the places the latest lookup found
         self._dead_worker_seconds = dead_worker_seconds
         self._rq_poll_seconds = rq_poll_seconds
         # A job found waiting is skipped by the RQ poll only if the next lookup comes no later than the next poll.
@@ -232,6 +242,7 @@ class Hub:
                 for message in pubsub.listen():
                     channel, data = message["channel"], message["data"]
                     if channel == changes:
+                        self._line_news.set()
                         job_id, _, raw = data.partition(b" ")
                         self._announced(job_id.decode(), raw)
                         continue
@@ -289,12 +300,18 @@ class Hub:
             subscription.wake()
 
     def _place(self) -> None:
-        """Every interval: one lookup per queue for every watched job that may wait in it."""
+        """Every interval: one lookup per queue for every watched job that may wait in it. While the
+        lines stand still, the interval doubles up to ``STILL_LINE_SECONDS``; news cuts it short."""
+        interval = self._position_seconds
         while True:
             gevent.sleep(self._position_seconds)
+            if interval > self._position_seconds:
+                self._line_news.wait(interval - self._position_seconds)
+            self._line_news.clear()
             if not self._queued:
                 self.waiting.clear()
                 continue
+            interval = min(2 * interval, max(self._position_seconds, STILL_LINE_SECONDS))
             same_jobs = not self._queued_changed
             if not same_jobs:
                 self._queued_changed = False
@@ -310,6 +327,9 @@ class Hub:
                 continue
             if found is None:
                 continue  # the same jobs, and no line moved: the same places as last time
+            if not same_jobs or found != self._found:
+                interval = self._position_seconds  # lines move: keep looking every interval
+            self._found = found
             left = [i for i in self.waiting if i not in found]
             self.waiting = {i for i in found if i in self._queued}
             if left and self._skip_waiting:
