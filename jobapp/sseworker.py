@@ -9,7 +9,10 @@ that can call back (the hub's), the stream is *parked* — a small record holdin
 body and what the access log needs, a libev timer for the end of the wait and a callback on the
 subscription — and its greenlet ends. News, or the end of the wait (a heartbeat is due), steps it
 in that callback, in gevent's hub, as long as its steps only write frames that the socket takes at
-once (nearly always): no greenlet and no switch per event. A step that would wait (a read of log
+once (nearly always): no greenlet and no switch per event. A parked stream also watches its socket
+for reading: an SSE client sends nothing after its request, so the socket turns readable when the
+client hangs up, and the stream ends then, in the hub (its place under the cap and its jobs' watch
+freed at once), rather than at the second heartbeat write after it (the first still succeeds). A step that would wait (a read of log
 lines from Redis: ``streambody.Blocking``), a write that would block, the stream's end or an error
 goes on in a fresh greenlet, which runs the stream to its next wait and ends again.
 
@@ -23,6 +26,7 @@ stream to send its ``retry:`` and close; gunicorn.conf.py).
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import time
@@ -57,7 +61,7 @@ class _Stream:
     """One open stream between its greenlets: what it needs to write, log and close."""
 
     __slots__ = ("worker", "pool", "body", "sock", "req", "environ", "resp", "started", "timer", "idle", "pending",
-                 "ended")
+                 "ended", "reader")
 
     def __init__(self, worker: "Worker", pool: Optional[StreamPool], body: StreamBody, sock: Any,
                  req: Any, environ: dict, resp: Any, started: datetime) -> None:
@@ -67,6 +71,7 @@ class _Stream:
         self.idle: Optional[Idle] = None
         self.pending: Union[bytes, Exception, None] = None  # what a step in the hub left to a greenlet
         self.ended = False  # its body is done and its last chunk written (or left in ``pending``)
+        self.reader: Any = None  # while parked: a read watcher on the socket, for the client's hang-up
 
     def run(self) -> bool:
         """Write frames until the stream ends (True) or parks (False)."""
@@ -128,8 +133,45 @@ class _Stream:
         idle.subscription.rawlink(self.wake)
 
     def _start_timer(self, seconds: float) -> None:
-        self.timer = gevent.get_hub().loop.timer(seconds)
+        loop = gevent.get_hub().loop
+        self.timer = loop.timer(seconds)
         self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
+        if self.reader is None:
+            self.reader = loop.io(self.sock.fileno(), 1)
+        if self.reader is not False:  # False: the client sent bytes once; its hang-up shows on a write
+            self.reader.start(self.hangup)
+
+    def _stop_reader(self) -> None:
+        if self.reader:
+            self.reader.stop()
+
+    def hangup(self) -> None:
+        """In the hub: the parked stream's socket is readable. At its end (the client closed or reset
+        the connection) the stream ends now: its timer and link go, its body closes (the cap's place
+        and the hub's watch are freed) and its socket closes. Bytes a client sends after its request
+        are left unread, and its hang-up is then found by a write, as before."""
+        if self.timer is None:
+            return  # not parked (woken meanwhile)
+        peek = _socket.socket(fileno=self.sock.fileno())
+        try:
+            gone = peek.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return  # nothing to read after all: still parked, still watching
+        except OSError:
+            gone = True  # reset
+        finally:
+            peek.detach()
+        self._stop_reader()
+        if not gone:
+            self.reader = False
+            return
+        self.timer.close()
+        self.timer = None
+        self.idle.subscription.unlink(self.wake)  # type: ignore[union-attr]
+        self.idle = None
+        if self.pool is not None:
+            self.pool.parked -= 1
+        self.finish()
 
     def wake(self, *_: Any) -> None:
         """News or the end of the wait (called in the hub: must not block): the stream takes its
@@ -139,6 +181,7 @@ class _Stream:
             return  # already woken
         self.timer.close()
         self.timer = None
+        self._stop_reader()
         idle = self.idle
         subscription = idle.subscription  # type: ignore[union-attr]
         subscription.unlink(self.wake)  # news consumed the link already; the end of the wait did not
@@ -233,6 +276,9 @@ class _Stream:
             worker.cfg.post_request(worker, self.req, self.environ, self.resp)
         except Exception:
             worker.log.exception("Exception in post_request hook")
+        if self.reader:
+            self.reader.close()
+        self.reader = None
         try:
             self.sock.close()
         except OSError:

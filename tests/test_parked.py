@@ -3,7 +3,11 @@ heartbeats, news, the terminal event, closing, and freeing their place under the
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import httpx
+import pytest
 
 from tests.sse_client import queue_character, raw_stream, read_until
 from tests.support import wait_until
@@ -69,3 +73,28 @@ def test_news_steps_a_parked_stream_in_the_hub_and_only_a_wait_takes_a_greenlet(
     assert seen["after_blocking"] == {"parked": 1, "greenlets": 0, "timer": True}, "the greenlet parked it and ended"
     assert seen["where"] == ["hub", "greenlet", "hub", "closed in the hub"], seen["where"]
     assert seen["end"] == "0\r\n\r\n" and seen["after_end"] == {"parked": 0, "greenlets": 0}
+
+
+def test_a_parked_stream_whose_client_hangs_up_ends_at_once_not_at_its_next_heartbeat(service):
+    # Heartbeats two minutes apart: only the hang-up itself can end these streams within the wait below.
+    svc = service(workers=0, SSE_HEARTBEAT_SECONDS="120", MAX_STREAMS_PER_USER="3")
+    job = queue_character(svc.url, svc.headers())
+    socks = [raw_stream(svc.url, job["streamUrl"], {}, timeout=30) for _ in range(3)]
+    try:
+        for sock in socks:
+            read_until(sock, b"data: ")
+        wait_until(lambda: metric(svc.url, "jobapp_open_streams") == 3, what="three streams open")
+        assert status_of(f"{svc.url}{job['streamUrl']}") == 429, "the cap is full"
+        socks[0].close()  # a plain close (FIN)
+        reset = socks[1]  # and a reset (RST), as a crashed client's kernel sends
+        reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset.close()
+        wait_until(lambda: metric(svc.url, "jobapp_open_streams") == 1, timeout=30,
+                   what="both streams ended when their clients hung up")
+        wait_until(lambda: status_of(f"{svc.url}{job['streamUrl']}") == 200, what="their places under the cap freed")
+        socks[2].settimeout(2)
+        with pytest.raises(socket.timeout):  # the stream whose client stayed is still open, and parked
+            socks[2].recv(65536)
+    finally:
+        for sock in socks:
+            sock.close()
