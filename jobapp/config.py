@@ -64,6 +64,7 @@ class Config:
     JOB_LOG_MAX_LINE_CHARS: int = 2000  # longer log lines are cut to this many characters
     POSITION_INTERVAL_SECONDS: float = 1.0  # how often streams' places in line are recomputed (per process)
     MAX_SCHEDULE_SECONDS: int = 7 * 86400  # runAt / delaySeconds may lie at most this far ahead
+    SCHEDULER_LOOK_SECONDS: float = 5.0  # jobapp's scheduler looks for jobs scheduled by other code at least this often
     MAX_CONTENT_LENGTH: int = 64 * 1024  # request bodies larger than this answer 413
     RATE_LIMIT_QUEUE: str = "60/minute;600/hour"  # per user, on each queue route (Flask-Limiter's syntax)
     MAX_STREAMS_PER_USER: int = 50  # concurrent open SSE streams per user, across all web processes
@@ -120,7 +121,8 @@ class Config:
         for name in ("SSE_HEARTBEAT_SECONDS", "SSE_MAX_STREAM_SECONDS", "POLL_INTERVAL_SECONDS",
                      "HUB_POLL_SECONDS", "JOB_TIMEOUT", "WORKER_HEARTBEAT_SECONDS", "DEAD_WORKER_SECONDS",
                      "JOB_RESULT_TTL", "STREAM_TOKEN_TTL", "JOB_LOG_MAX_LINES", "JOB_LOG_MAX_LINE_CHARS",
-                     "POSITION_INTERVAL_SECONDS", "MAX_SCHEDULE_SECONDS", "REDIS_SOCKET_TIMEOUT", "REDIS_POOL_TIMEOUT"):
+                     "POSITION_INTERVAL_SECONDS", "MAX_SCHEDULE_SECONDS", "REDIS_SOCKET_TIMEOUT", "REDIS_POOL_TIMEOUT",
+                     "SCHEDULER_LOOK_SECONDS"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 

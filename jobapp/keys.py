@@ -59,6 +59,11 @@ def file(file_id: str) -> str:
 STREAM_PROCESSES = f"{PREFIX}:stream-processes"
 
 
+def scheduler_wake(queue: str) -> str:
+    """A list a jobapp scheduler waits on (BLPOP): pushed when a job of ``queue`` is scheduled."""
+    return f"{PREFIX}:scheduler-wake:{queue}"
+
+
 def stream_counts(process: str) -> str:
     """One web process's open streams per user (hash user -> count)."""
     return f"{PREFIX}:streams:{process}"

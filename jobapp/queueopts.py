@@ -15,6 +15,7 @@ from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job
 
+from . import scheduler
 from .dependencies import MAX_DEPENDENCIES
 from .exceptions import InvalidParams
 
@@ -86,9 +87,11 @@ def submit(queue: Queue, options: QueueOptions, func: str, *, args: tuple, job_i
     """Queue the job inside ``pipeline`` as ``options`` say: now, later (RQ's scheduler), or after others."""
     if options.run_at is not None:
         meta = {**meta, "scheduledFor": options.scheduled_ms}
-        return queue.enqueue_at(options.run_at, func, args=args, job_id=job_id, meta=meta, description=description,
-                                job_timeout=timeout, result_ttl=result_ttl, failure_ttl=failure_ttl, retry=retry,
-                                pipeline=pipeline)
+        job = queue.enqueue_at(options.run_at, func, args=args, job_id=job_id, meta=meta, description=description,
+                               job_timeout=timeout, result_ttl=result_ttl, failure_ttl=failure_ttl, retry=retry,
+                               pipeline=pipeline)
+        scheduler.wake(pipeline, queue.name)  # jobapp's scheduler sleeps until the next due job it knows of
+        return job
     return queue.enqueue_call(func, args=args, job_id=job_id, meta=meta, description=description, timeout=timeout,
                               result_ttl=result_ttl, failure_ttl=failure_ttl, retry=retry,
                               depends_on=options.depends_on or None, pipeline=pipeline)

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from rq import Queue, Worker
 from rq.exceptions import StopRequested
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.suspension import WORKERS_SUSPENDED, is_suspended
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
@@ -29,6 +29,8 @@ log = logging.getLogger("jobapp.worker")
 
 #: How often a suspended worker (``rq suspend``) renews its heartbeat; it lives ``worker_ttl + 60`` s (480).
 SUSPENDED_HEARTBEAT_SECONDS = 15.0
+#: A suspended worker looks for ``rq resume`` after 1 s, then 2 s, then 4 s, then every this many seconds.
+SUSPENDED_LOOK_SECONDS = 5.0
 
 
 def failed_reason(job: Job, exc_type: type, exc_value: BaseException) -> str:
@@ -56,14 +58,16 @@ class JobappWorker(Worker):
             current_job_id.reset(token)
 
     def check_for_suspension(self, burst: bool) -> None:
-        """RQ's (2.12) with the heartbeat every ``SUSPENDED_HEARTBEAT_SECONDS`` while suspended.
+        """RQ's (2.12) with the heartbeat every ``SUSPENDED_HEARTBEAT_SECONDS`` while suspended, and
+        looks at the key that thin out to one every ``SUSPENDED_LOOK_SECONDS``.
 
         RQ renews the worker's heartbeat with every one-second look at ``rq suspend``'s key: a
-        transaction of five commands a second for as long as the workers stay suspended. The key is
-        still looked at every second (one ``EXISTS``, no transaction), so ``rq resume`` is noticed as
-        promptly."""
+        transaction of five commands a second for as long as the workers stay suspended. Here a look
+        is one ``EXISTS``, after 1, 2 and 4 s and then every 5 s: a short suspension (a deploy's
+        ``rq suspend`` ... ``rq resume``) ends about as promptly as RQ's, a long one costs a command
+        every 5 s, and ``rq resume`` is noticed within 5 s."""
         before_state, notified = None, False
-        beat_at = 0.0
+        beat_at, pause = 0.0, 1.0
         while not self._stop_requested:
             if time.monotonic() >= beat_at:
                 suspended = is_suspended(self.connection, self)  # RQ's: heartbeat and look, one transaction
@@ -80,7 +84,8 @@ class JobappWorker(Worker):
                 self.log.info("Worker %s: suspended, run `rq resume` to resume", self.name)
                 before_state, notified = self.get_state(), True
                 self.set_state(WorkerStatus.SUSPENDED)
-            time.sleep(1)
+            time.sleep(pause)
+            pause = min(2 * pause, SUSPENDED_LOOK_SECONDS)
         if before_state:
             self.set_state(before_state)
 
@@ -118,9 +123,11 @@ class JobappWorker(Worker):
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string: str = "") -> None:
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
         job.get_meta(refresh=True)  # this may run in the parent, whose copy of meta is stale
+        status = job.get_status(refresh=True)
+        if getattr(status, "value", status) == JobStatus.SCHEDULED.value:  # a retry with an interval (any RQ job)
+            scheduler.wake(self.connection, job.origin)
         if not statestore.tracked(job):
             return
-        job.get_status(refresh=True)
         retries.prepare_next_attempt(self.connection, job)  # RQ queued it again: progress restarts
         statestore.record(self.connection, job)
 
@@ -131,6 +138,7 @@ def build_worker(config: Config, queue_names: Optional[Sequence[str]] = None) ->
     Loads ``JOBAPP_JOBS`` first, so a broken job module stops the worker at start (``RegistryError``).
     """
     registry.load(config.JOBAPP_JOBS)
+    scheduler.LOOK_SECONDS = config.SCHEDULER_LOOK_SECONDS  # read by the scheduler process this worker forks
     connection = connect(config, patient=True)
     queues = [Queue(name, connection=connection, serializer=SERIALIZER, job_class=JobappJob)
               for name in (queue_names or registry.queue_names())]

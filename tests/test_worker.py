@@ -1,9 +1,11 @@
-"""jobapp's worker (``python worker.py``): RQ's scheduler with its locks renewed every 15 s, not on every
-one-second check (jobapp/scheduler.py), a suspended worker's heartbeat every 15 s, not on every one-second
-look at ``rq suspend``'s key, and RQ jobs that jobapp did not queue run as RQ runs them."""
+"""jobapp's worker (``python worker.py``): a scheduler that waits for the next due job or a wake rather
+than looking every second, its locks renewed every 15 s (jobapp/scheduler.py); a suspended worker whose
+looks at ``rq suspend``'s key thin out to one every 5 s, its heartbeat every 15 s; and RQ jobs that
+jobapp did not queue run as RQ runs them."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +13,7 @@ from rq import Queue
 from rq.job import Job
 from rq.suspension import resume, suspend
 
-from jobapp import keys
+from jobapp import keys, scheduler
 from jobapp.devredis import RedisServer
 from jobapp.extensions import SERIALIZER
 from jobapp.scheduler import HEARTBEAT_SECONDS
@@ -38,16 +40,37 @@ def worker(redis_server, redis_conn, artifacts):
         process.stop()
 
 
-def test_the_scheduler_checks_every_second_and_renews_its_locks_every_15_s(worker, redis_conn):
+def test_an_idle_scheduler_waits_rather_than_looking_every_second_and_renews_its_locks_every_15_s(worker, redis_conn):
     locks = worker
-    checks, renewals = calls(redis_conn, "zrangebyscore"), calls(redis_conn, "evalsha")
-    # Five checks of every queue for due jobs (one ZRANGEBYSCORE each, once a second): about five seconds.
-    wait_until(lambda: calls(redis_conn, "zrangebyscore") - checks >= 5 * len(locks), timeout=60,
-               what="five rounds of checks for due jobs")
-    renewed = calls(redis_conn, "evalsha") - renewals  # one lock script per queue and renewal; nothing else runs
-    assert renewed <= len(locks), f"{renewed} lock renewals for {len(locks)} queues in five checks"
+    before = {name: calls(redis_conn, name) for name in ("zrangebyscore", "evalsha", "zrange")}
+    waits = calls(redis_conn, "blpop")
+    # Nothing is scheduled: the scheduler waits in BLPOP for SCHEDULER_LOOK_SECONDS (5) between looks.
+    wait_until(lambda: calls(redis_conn, "blpop") - waits >= 2, timeout=60, what="two waits of the scheduler")
+    assert calls(redis_conn, "zrangebyscore") == before["zrangebyscore"], "no look for due jobs while none is due"
+    looks = calls(redis_conn, "zrange") - before["zrange"]  # one ZRANGE per queue and look, on an idle Redis
+    assert looks <= 3 * len(locks), f"{looks} looks at {len(locks)} queues' schedules in two waits"
+    renewed = calls(redis_conn, "evalsha") - before["evalsha"]  # one lock script per queue and renewal
+    assert renewed <= len(locks), f"{renewed} lock renewals for {len(locks)} queues in two waits"
     assert all(0 < redis_conn.ttl(key) <= 61 for key in locks), "the locks still expire if the worker dies"
     assert HEARTBEAT_SECONDS < 61 / 2, "renewed well within the locks' lifetime"
+
+
+def test_a_woken_scheduler_starts_a_job_on_time_and_a_stop_ends_its_wait(redis_server, redis_conn, artifacts):
+    # A scheduler that looks on its own only once a minute: only the wake can start the job in time.
+    process = WorkerProcess(base_env(redis_server.url, SCHEDULER_LOOK_SECONDS="60"), artifacts)
+    try:
+        locks = wait_until(lambda: redis_conn.keys("rq:scheduler-lock:*"), what="the scheduler's locks")
+        waits = calls(redis_conn, "blpop")
+        wait_until(lambda: calls(redis_conn, "blpop") > waits, timeout=60, what="the scheduler waiting")
+        queue = Queue(locks[0].decode().rsplit(":", 1)[1], connection=redis_conn, serializer=SERIALIZER)
+        job = queue.enqueue_in(timedelta(seconds=1), "os.getpid")
+        scheduler.wake(redis_conn, queue.name)  # what jobapp's queue route and retries send with the job
+        wait_until(lambda: job.get_status(refresh=True) == "finished", timeout=30, what="the woken job run")
+        stopping = time.monotonic()
+    finally:
+        process.stop()
+    assert time.monotonic() - stopping < 30, "the worker's stop waited for the scheduler's minute-long wait"
+    assert not redis_conn.keys("rq:scheduler-lock:*"), "the stopped scheduler released its locks"
 
 
 def test_rq_jobs_jobapp_did_not_queue_run_as_rq_runs_them(worker, redis_conn):
@@ -61,8 +84,8 @@ def test_rq_jobs_jobapp_did_not_queue_run_as_rq_runs_them(worker, redis_conn):
     assert not redis_conn.exists(keys.job_state(scheduled.id), keys.job_state(failing.id)), "no jobapp state"
 
 
-def test_a_suspended_worker_looks_every_second_and_renews_its_heartbeat_every_15_s(redis_server, redis_conn,
-                                                                                   artifacts):
+def test_a_suspended_worker_looks_less_and_less_often_and_renews_its_heartbeat_every_15_s(redis_server, redis_conn,
+                                                                                          artifacts):
     suspend(redis_conn)  # what `rq suspend` does; a worker started now waits before its first dequeue
     process = WorkerProcess(base_env(redis_server.url), artifacts)
     try:
@@ -70,18 +93,21 @@ def test_a_suspended_worker_looks_every_second_and_renews_its_heartbeat_every_15
                                               if redis_conn.hget(key, "state") == b"suspended"), None),
                                 timeout=60, what="the worker suspended")
         looks, beats = calls(redis_conn, "exists"), {redis_conn.hget(worker_key, "last_heartbeat")}
+        started = time.monotonic()
 
-        def five_looks() -> bool:  # every heartbeat seen meanwhile (the worker's, not the scheduler's)
+        def four_looks() -> bool:  # every heartbeat seen meanwhile (the worker's, not the scheduler's)
             beats.add(redis_conn.hget(worker_key, "last_heartbeat"))
-            return calls(redis_conn, "exists") - looks >= 5
+            return calls(redis_conn, "exists") - looks >= 4
 
-        wait_until(five_looks, timeout=60, what="five looks at the suspension")
-        assert len(beats) - 1 <= 1, f"{len(beats) - 1} heartbeats in five one-second looks while suspended"
+        wait_until(four_looks, timeout=60, what="four looks at the suspension")
+        # RQ's one-second looks would take about 4 s; thinning out (2, 4, 5, 5 s apart by now), at least 6.
+        assert time.monotonic() - started >= 6, "the looks at a long suspension do not thin out"
+        assert len(beats) - 1 <= 1, f"{len(beats) - 1} heartbeats in four looks while suspended"
         queue = Queue(redis_conn.hget(worker_key, "queues").decode().split(",")[0], connection=redis_conn,
                       serializer=SERIALIZER)
         held = queue.enqueue("os.getpid")
         assert held.get_status(refresh=True) == "queued"
-        resume(redis_conn)  # what `rq resume` does: the worker notices within a second or so
+        resume(redis_conn)  # what `rq resume` does: the worker notices within SUSPENDED_LOOK_SECONDS
         wait_until(lambda: held.get_status(refresh=True) == "finished", timeout=30, what="the job run after rq resume")
         assert redis_conn.ttl(worker_key) > 0 and SUSPENDED_HEARTBEAT_SECONDS < 480 / 4, "the worker never expires"
     finally:
