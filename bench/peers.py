@@ -160,24 +160,31 @@ class ConnWatch(threading.Thread):
 
 class Monitor(threading.Thread):
     """Redis ``MONITOR`` through a window: every command counted by who sent it (``web``, ``worker-<n>``,
-    ``bench`` for our own sampling, ``script`` for a script's commands), so an idle floor can be
-    taken apart. MONITOR costs Redis a little: only ``--monitor`` runs it, in the hold."""
+    ``bench`` for our own sampling; a script's commands go to whoever sent the script), so an idle
+    floor can be taken apart. It runs in the hold only (``--no-monitor``: not at all), where it costs
+    Redis next to nothing, as idle processes send few commands."""
 
     def __init__(self, peer: "Peer") -> None:
         super().__init__(daemon=True)
         self.peer = peer
         self.halt = threading.Event()
-        self.calls: dict[tuple[str, int], dict[str, int]] = {}  # (address, port) -> command -> calls
+        self.calls: dict[int, dict[str, int]] = {}  # client port -> command -> calls
         self.monitor = redis.Redis(port=peer.redis_server.port).monitor()
         self.monitor.__enter__()
         self.started = time.monotonic()
 
     def run(self) -> None:
+        caller = 0  # the port that sent the last script: MONITOR shows a script's commands right after it
         try:
             while not self.halt.is_set():
                 entry = self.monitor.next_command()
                 command = entry["command"].split(" ", 1)[0].lower()
-                sender = (entry.get("client_type") or "", int(entry.get("client_port") or 0))
+                if entry.get("client_type") == "lua":
+                    sender = caller
+                else:
+                    sender = int(entry.get("client_port") or 0)
+                    if command in ("eval", "evalsha", "fcall"):
+                        caller = sender
                 per = self.calls.setdefault(sender, {})
                 per[command] = per.get(command, 0) + 1
         except (redis.RedisError, OSError, ValueError):
@@ -207,7 +214,8 @@ class Monitor(threading.Thread):
         return found
 
     def stop(self) -> dict:
-        """``{sender: {command: calls per second}}``, the busiest sender first."""
+        """``{sender: {command: calls per second}}``, the busiest sender first, and ``total``: each
+        sender's commands per second (``workers`` for all of them)."""
         owners = self.owners()
         self.halt.set()
         seconds = time.monotonic() - self.started
@@ -217,14 +225,16 @@ class Monitor(threading.Thread):
             pass
         self.join(5)
         out: dict[str, dict[str, int]] = {}
-        for (kind, port), calls in list(self.calls.items()):
-            name = "script" if kind == "lua" else owners.get(port, f"closed-{port}")
+        for port, calls in list(self.calls.items()):
+            name = owners.get(port, f"closed-{port}")
             per = out.setdefault(name, {})
             for command, count in calls.items():
                 per[command] = per.get(command, 0) + count
         rated = {name: dict(sorted(((c, round(n / seconds, 2)) for c, n in calls.items()), key=lambda kv: -kv[1]))
                  for name, calls in out.items()}
-        return dict(sorted(rated.items(), key=lambda kv: -sum(kv[1].values())))
+        total = {name: round(sum(calls.values()) / seconds, 2) for name, calls in out.items()}
+        total["workers"] = round(sum(v for k, v in total.items() if k.startswith("worker-")), 2)
+        return {"total": total, **dict(sorted(rated.items(), key=lambda kv: -sum(kv[1].values())))}
 
 
 # -- one server under test ----------------------------------------------------------------------------
@@ -448,7 +458,7 @@ def phase_hold(p: Peer, args) -> dict:
     first = p.sample()
     stats_before = p.commandstats()
     profiler = profile(p, args, "hold")
-    monitor = Monitor(p) if args.monitor else None
+    monitor = None if args.no_monitor else Monitor(p)
     if monitor:
         monitor.start()
     while time.time() < t_ready + args.settle + hold:
@@ -605,6 +615,10 @@ def rows(results: dict) -> list[tuple]:
          lambda s: s["drain"]["redis_commands"] / s["drain"]["jobs"]),
         (f"RSS per open stream, {n:,} streams (KB)", "lower", "≤ 20 KB", ("hold", "rss_per_stream_kb")),
         (f"Redis commands/s, {n:,} idle streams", "lower", "~0", ("hold", "idle", "redis_cps")),
+        ("… of them from the web process (MONITOR)", "lower", "",
+         ("hold", "redis_commands_per_second_by_sender", "total", "web")),
+        ("… of them from the worker, suspended (MONITOR)", "lower", "",
+         ("hold", "redis_commands_per_second_by_sender", "total", "workers")),
         (f"Web CPU, {n:,} idle streams (% of one core)", "lower", "< 7 %", ("hold", "idle", "cpu_pct")),
         (f"Stream errors ({n:,} held / drain)", "lower", "0", None),
     ]
@@ -705,8 +719,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--drain-rounds", type=int, default=None,
                         help="drains each server runs, in rotation (per-stream polling runs one); the table gives "
                              "each figure's median, and each connection peak's highest (3; 1 with --quick)")
-    parser.add_argument("--monitor", action="store_true",
-                        help="Redis MONITOR through the hold: commands/s by sender (web, worker, script) in peers.json")
+    parser.add_argument("--no-monitor", action="store_true",
+                        help="no Redis MONITOR in the hold (it gives the idle commands/s by sender: web, workers)")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
