@@ -138,7 +138,8 @@ class _Stream:
         self.timer.start(self.wake, update=True)  # from now, not from the loop's cached time: no early wake
         if self.reader is None:
             self.reader = loop.io(self.sock.fileno(), 1)
-        if self.reader is not False:  # False: the client sent bytes once; its hang-up shows on a write
+        # False: the client sent bytes once; its hang-up shows on a write. Still active: stepped in the hub.
+        if self.reader is not False and not self.reader.active:
             self.reader.start(self.hangup)
 
     def _stop_reader(self) -> None:
@@ -181,12 +182,12 @@ class _Stream:
             return  # already woken
         self.timer.close()
         self.timer = None
-        self._stop_reader()
         idle = self.idle
         subscription = idle.subscription  # type: ignore[union-attr]
         subscription.unlink(self.wake)  # news consumed the link already; the end of the wait did not
         if not idle.reads and self.step_here(subscription):  # type: ignore[union-attr]
-            return
+            return  # parked again (its reader never stopped) or ended
+        self._stop_reader()  # a greenlet takes over: its reads and writes find out about a hang-up
         greenlet = gevent.Greenlet(self.resume)
         if self.pool is not None:
             self.pool.parked -= 1
