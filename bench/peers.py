@@ -579,6 +579,11 @@ def get(results: dict, name: str, *path):
     return value
 
 
+def sender(server: dict, name: str) -> float:
+    """Idle commands/s that MONITOR saw from ``name`` in the hold: 0 for a sender that sent none."""
+    return server["hold"]["redis_commands_per_second_by_sender"]["total"].get(name, 0)
+
+
 def rows(results: dict) -> list[tuple]:
     """(figure, better, target, key path) for each row; the values come from ``get``."""
     n = results["settings"]["streams"]
@@ -615,10 +620,8 @@ def rows(results: dict) -> list[tuple]:
          lambda s: s["drain"]["redis_commands"] / s["drain"]["jobs"]),
         (f"RSS per open stream, {n:,} streams (KB)", "lower", "≤ 20 KB", ("hold", "rss_per_stream_kb")),
         (f"Redis commands/s, {n:,} idle streams", "lower", "~0", ("hold", "idle", "redis_cps")),
-        ("… of them from the web process (MONITOR)", "lower", "",
-         ("hold", "redis_commands_per_second_by_sender", "total", "web")),
-        ("… of them from the worker, suspended (MONITOR)", "lower", "",
-         ("hold", "redis_commands_per_second_by_sender", "total", "workers")),
+        ("… of them from the web process (MONITOR)", "lower", "", lambda s: sender(s, "web")),
+        ("… of them from the worker, suspended (MONITOR)", "lower", "", lambda s: sender(s, "workers")),
         (f"Web CPU, {n:,} idle streams (% of one core)", "lower", "< 7 %", ("hold", "idle", "cpu_pct")),
         (f"Stream errors ({n:,} held / drain)", "lower", "0", None),
     ]
@@ -627,7 +630,11 @@ def rows(results: dict) -> list[tuple]:
 def cell(results: dict, name: str, path, better: str) -> str:
     if path is None:
         h, d = get(results, name, "hold", "error_count"), get(results, name, "drain", "errors")
-        return f"{fmt(h)} / {fmt(sum(d.values()) if isinstance(d, dict) else None)}"
+        text = f"{fmt(h)} / {fmt(sum(d.values()) if isinstance(d, dict) else None)}"
+        short = [f"{phase} {get(results, name, phase, 'opened'):,}" for phase in ("hold", "drain")
+                 if (get(results, name, phase, "opened") or 0) < results["settings"]["streams"]
+                 and get(results, name, phase, "opened") is not None]
+        return text + (f" (opened in time: {', '.join(short)})" if short else "")
     if callable(path):
         try:
             value, ref = path(results["servers"][name]), path(results["servers"]["fastapi"])
@@ -750,9 +757,12 @@ def main(argv=None) -> dict:
     RESULTS = Path(args.results).resolve()
     import bench.run as run
     run.RESULTS = RESULTS  # fresh() writes its warm-up results there
-    if args.table_only:
+    if args.table_only:  # a full run's table goes back into the README too (its measured commit unchanged)
         results = json.loads((RESULTS / "peers.json").read_text())
         print(table(results))
+        stored = results["settings"]
+        if not stored.get("quick") and not args.no_readme and set(stored.get("phases", "").split(",")) == {"queue", "burst", "hold", "drain"}:
+            update_readme(table(results), results)
         return results
     names = [n for n in NAMES if n in args.only.split(",")]
     if "fastapi" in names and reference_dir() is None:
