@@ -90,7 +90,7 @@ class JobappWorker(Worker):
             self.set_state(before_state)
 
     def _start_scheduler(self, *args, **kwargs) -> None:
-        """RQ's scheduler with its locks renewed every 15 s rather than every second (``scheduler``)."""
+        """jobapp's scheduler for RQ's: it waits for a due job or a wake, renews its locks every 15 s."""
         scheduler.start_with(super()._start_scheduler, *args, **kwargs)
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
@@ -158,4 +158,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         worker = build_worker(Config.from_env(), list(sys.argv[1:] if argv is None else argv) or None)
     except (ConfigError, registry.RegistryError) as exc:
         sys.exit(f"jobapp worker cannot start: {exc}")
-    worker.work(with_scheduler=True)  # RQ's scheduler: runAt/delaySeconds and retry intervals, no extra process
+    worker.work(with_scheduler=True)  # a scheduler (jobapp.scheduler): runAt/delaySeconds and retry intervals, no extra process
