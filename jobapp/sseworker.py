@@ -9,12 +9,14 @@ that can call back (the hub's), the stream is *parked* — a small record holdin
 body and what the access log needs, a libev timer for the end of the wait and a callback on the
 subscription — and its greenlet ends. News, or the end of the wait (a heartbeat is due), steps it
 in that callback, in gevent's hub, as long as its steps only write frames that the socket takes at
-once (nearly always): no greenlet and no switch per event. A parked stream also watches its socket
-for reading: an SSE client sends nothing after its request, so the socket turns readable when the
-client hangs up, and the stream ends then, in the hub (its place under the cap and its jobs' watch
-freed at once), rather than at the second heartbeat write after it (the first still succeeds). A step that would wait (a read of log
+once (nearly always): no greenlet and no switch per event. A step that would wait (a read of log
 lines from Redis: ``streambody.Blocking``), a write that would block, the stream's end or an error
 goes on in a fresh greenlet, which runs the stream to its next wait and ends again.
+
+A parked stream also watches its socket for reading. An SSE client sends nothing after its request,
+so the socket turns readable when the client hangs up, and the stream ends then, in the hub: its
+place under the per-user cap and its jobs' watch are freed at once, rather than at the second
+heartbeat write after the hang-up (the first one still succeeds).
 
 What stays as gunicorn does it: headers and chunked framing (gunicorn's response object), the
 access log line and ``pre_request``/``post_request`` hooks once per stream, errors logged as

@@ -158,4 +158,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         worker = build_worker(Config.from_env(), list(sys.argv[1:] if argv is None else argv) or None)
     except (ConfigError, registry.RegistryError) as exc:
         sys.exit(f"jobapp worker cannot start: {exc}")
-    worker.work(with_scheduler=True)  # a scheduler (jobapp.scheduler): runAt/delaySeconds and retry intervals, no extra process
+    worker.work(with_scheduler=True)  # jobapp.scheduler: runAt, delaySeconds, retry intervals
