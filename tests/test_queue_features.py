@@ -23,7 +23,9 @@ TERMINAL = {"completed", "failed", "canceled"}
 def svc(artifacts):
     from tests.conftest import Live
 
-    service = Live(artifacts, JOBAPP_JOBS=JOBS, POSITION_INTERVAL_SECONDS="0.3")
+    # A scheduler that looks on its own once a minute: scheduled jobs and retries start on time only
+    # because jobapp wakes it (the queue route and the worker's retry handling).
+    service = Live(artifacts, JOBAPP_JOBS=JOBS, POSITION_INTERVAL_SECONDS="0.3", SCHEDULER_LOOK_SECONDS="60")
     yield service
     service.stop()
 
