@@ -104,20 +104,25 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _owned(pids: list[int], inodes: set[str]) -> int:
-    count = 0
-    for pid in pids:
+def _sockets(pid: int) -> list[str]:
+    """Inodes of the sockets ``pid`` holds open (none if it is gone)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    inodes = []
+    for fd in fds:
         try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    count += 1
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            pass
-    return count
+            continue
+        if link.startswith("socket:["):
+            inodes.append(link[8:-1])
+    return inodes
+
+
+def _owned(pids: list[int], inodes: set[str]) -> int:
+    return sum(1 for pid in pids for inode in _sockets(pid) if inode in inodes)
 
 
 class ConnWatch(threading.Thread):
@@ -197,21 +202,8 @@ class Monitor(threading.Thread):
                       if parts[3] == "01" and port_of(parts[2]) == p.redis_server.port}
         trees = [("web", _tree(p.web.popen.pid)), ("bench", [os.getpid()])]
         trees += [(f"worker-{i}", _tree(w.popen.pid)) for i, w in enumerate(p.workers) if w.popen.poll() is None]
-        found: dict[int, str] = {}
-        for name, pids in trees:
-            for pid in pids:
-                try:
-                    fds = os.listdir(f"/proc/{pid}/fd")
-                except OSError:
-                    continue
-                for fd in fds:
-                    try:
-                        link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    except OSError:
-                        continue
-                    if link.startswith("socket:[") and link[8:-1] in inode_port:
-                        found[inode_port[link[8:-1]]] = name
-        return found
+        return {inode_port[inode]: name for name, pids in trees for pid in pids for inode in _sockets(pid)
+                if inode in inode_port}
 
     def stop(self) -> dict:
         """``{sender: {command: calls per second}}``, the busiest sender first, and ``total``: each
@@ -761,7 +753,8 @@ def main(argv=None) -> dict:
         results = json.loads((RESULTS / "peers.json").read_text())
         print(table(results))
         stored = results["settings"]
-        if not stored.get("quick") and not args.no_readme and set(stored.get("phases", "").split(",")) == {"queue", "burst", "hold", "drain"}:
+        full = set(stored.get("phases", "").split(",")) == {"queue", "burst", "hold", "drain"}
+        if full and not stored.get("quick") and not args.no_readme:
             update_readme(table(results), results)
         return results
     names = [n for n in NAMES if n in args.only.split(",")]
