@@ -168,10 +168,20 @@ class _Stream:
         if not gone:
             self.reader = False
             return
+        self._unpark()
+        self._finish_here()
+
+    def _unpark(self) -> Idle:
+        """Its timer and its link to the subscription go (news consumed the link already; the end of
+        the wait did not); returns what it waited on."""
         self.timer.close()
         self.timer = None
-        self.idle.subscription.unlink(self.wake)  # type: ignore[union-attr]
-        self.idle = None
+        idle = self.idle
+        idle.subscription.unlink(self.wake)  # type: ignore[union-attr]
+        return idle  # type: ignore[return-value]
+
+    def _finish_here(self) -> None:
+        """In the hub: a parked stream is over, with no greenlet to end it: it stops counting as parked."""
         if self.pool is not None:
             self.pool.parked -= 1
         self.finish()
@@ -182,12 +192,9 @@ class _Stream:
         (a step that reads Redis, its end, a write that would block, an error) goes on in a greenlet."""
         if self.timer is None:
             return  # already woken
-        self.timer.close()
-        self.timer = None
-        idle = self.idle
-        subscription = idle.subscription  # type: ignore[union-attr]
-        subscription.unlink(self.wake)  # news consumed the link already; the end of the wait did not
-        if not idle.reads and self.step_here(subscription):  # type: ignore[union-attr]
+        idle = self._unpark()
+        subscription = idle.subscription
+        if not idle.reads and self.step_here(subscription):
             return  # parked again (its reader never stopped) or ended
         self._stop_reader()  # a greenlet takes over: its reads and writes find out about a hang-up
         greenlet = gevent.Greenlet(self.resume)
@@ -235,9 +242,7 @@ class _Stream:
         self.ended = True
         if self.resp.chunked and not self.sent_at_once(LAST_CHUNK):
             return False
-        if self.pool is not None:
-            self.pool.parked -= 1
-        self.finish()
+        self._finish_here()
         return True
 
     def resume(self) -> None:
