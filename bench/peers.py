@@ -623,9 +623,9 @@ def cell(results: dict, name: str, path, better: str) -> str:
     if path is None:
         h, d = get(results, name, "hold", "error_count"), get(results, name, "drain", "errors")
         text = f"{fmt(h)} / {fmt(sum(d.values()) if isinstance(d, dict) else None)}"
-        short = [f"{phase} {get(results, name, phase, 'opened'):,}" for phase in ("hold", "drain")
-                 if (get(results, name, phase, "opened") or 0) < results["settings"]["streams"]
-                 and get(results, name, phase, "opened") is not None]
+        opened = {phase: get(results, name, phase, "opened") for phase in ("hold", "drain")}
+        streams = results["settings"]["streams"]
+        short = [f"{phase} {n:,}" for phase, n in opened.items() if n is not None and n < streams]
         return text + (f" (opened in time: {', '.join(short)})" if short else "")
     if callable(path):
         try:
